@@ -1,0 +1,33 @@
+"""MLflow model-from-code: an OpenAI Agents SDK agent as a ResponsesAgent.
+
+Log it with ``python logging_scripts/log_agent.py --agent openai-agents``. The agent is
+described entirely by the model config (see ``configs/openai_agents.yaml``); the endpoint
+and key come from ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` when the model is served.
+
+This directory has no ``__init__.py`` on purpose: ``import agents`` must always be the
+OpenAI Agents SDK.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import mlflow
+
+from agentship.openai_agents import OpenAIAgentsBackend, parse_config
+from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
+
+
+class OpenAIAgentsResponsesAgent(AgentshipResponsesAgent):
+    """Runs an ``agents.Agent`` tree (tools, handoffs, max turns) for Responses requests."""
+
+    def build_backend(self, model_config: Mapping[str, Any]) -> AgentBackend:
+        config = parse_config(dict(model_config))
+        if config.tracing:
+            mlflow.openai.autolog(log_traces=True, disable_openai_agent_tracer=True, silent=True)
+        return OpenAIAgentsBackend(config, os.environ)
+
+
+mlflow.models.set_model(OpenAIAgentsResponsesAgent())

@@ -1,0 +1,89 @@
+"""The one bridge from the async core to MLflow's sync ``predict`` / ``predict_stream``.
+
+An :class:`AsyncBridge` owns one event loop on one daemon thread, started once (at model load).
+:meth:`AsyncBridge.iterate` runs an async iterator on that loop and hands each item to the
+calling thread through a queue as soon as it exists. The caller's context variables (MLflow's
+active span among them) are copied into the task, so spans opened by the core nest under the
+span of the sync call. Closing the sync generator early (a client went away) cancels the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+_ITEM, _ERROR, _DONE = 0, 1, 2
+
+
+class _Pump(Generic[T]):
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, factory: Callable[[], AsyncIterator[T]]) -> None:
+        try:
+            async for item in factory():
+                self.queue.put((_ITEM, item))
+        except asyncio.CancelledError:
+            self.queue.put((_DONE, None))
+            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.queue.put((_ERROR, exc))
+        else:
+            self.queue.put((_DONE, None))
+
+
+class AsyncBridge:
+    """An event loop on a background thread, shared by every request of one loaded model."""
+
+    def __init__(self, name: str = "agentship-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def iterate(self, factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+        """Run ``factory()`` on the loop and yield its items in the calling thread."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("AsyncBridge.iterate() called from its own loop thread")
+        pump: _Pump[T] = _Pump()
+        context = contextvars.copy_context()
+
+        def start() -> None:
+            pump.task = self.loop.create_task(pump.run(factory), context=context)
+
+        self.loop.call_soon_threadsafe(start)
+        finished = False
+        try:
+            while True:
+                kind, value = pump.queue.get()
+                if kind == _ITEM:
+                    yield value  # type: ignore[misc]
+                elif kind == _ERROR:
+                    finished = True
+                    raise value  # type: ignore[misc]
+                else:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                self.loop.call_soon_threadsafe(lambda: pump.task and pump.task.cancel())
+
+    def run(self, factory: Callable[[], AsyncIterator[T]]) -> list[T]:
+        """Drain ``factory()`` on the loop; return every item."""
+        return list(self.iterate(factory))
+
+    def call(self, coro_factory: Callable[[], "asyncio.Future[T] | object"]) -> T:
+        """Run one coroutine on the loop and return its result (used at load time)."""
+        future = asyncio.run_coroutine_threadsafe(coro_factory(), self.loop)  # type: ignore[arg-type]
+        return future.result()
+
+    def close(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)

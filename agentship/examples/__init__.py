@@ -1,0 +1,1 @@
+"""Example function tools used by the example configs and the demo."""

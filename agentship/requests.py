@@ -1,0 +1,97 @@
+"""Request checks and response assembly shared by every backend. Pure functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
+
+from agentship.errors import InvalidRequestError
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("Message", "OutputItem") or "function-after" in str(part):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "request"
+
+
+def _normalize_item(index: int, item: Any) -> Any:
+    """Accept assistant output messages that came back from a client without their ids."""
+    if (
+        isinstance(item, dict)
+        and item.get("role") == "assistant"
+        and isinstance(item.get("content"), list)
+        and not item.get("id")
+        and any(isinstance(p, dict) and p.get("type") == "output_text" for p in item["content"])
+    ):
+        return {**item, "id": f"msg_input_{index}", "type": "message"}
+    return item
+
+
+def parse_request(data: Any) -> ResponsesAgentRequest:
+    """Validate a request body; raise :class:`InvalidRequestError` naming the bad field."""
+    if isinstance(data, ResponsesAgentRequest):
+        request = data
+    else:
+        if not isinstance(data, dict):
+            raise InvalidRequestError(
+                f"request must be a JSON object with an 'input' list, got {type(data).__name__}"
+            )
+        if "input" not in data:
+            raise InvalidRequestError("request is missing the required field 'input'")
+        raw_input = data["input"]
+        if isinstance(raw_input, str):
+            raw_input = [{"role": "user", "content": raw_input}]
+        if not isinstance(raw_input, list):
+            raise InvalidRequestError("'input' must be a list of Responses input items")
+        data = {**data, "input": [_normalize_item(i, item) for i, item in enumerate(raw_input)]}
+        try:
+            request = ResponsesAgentRequest.model_validate(data)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise InvalidRequestError(
+                f"invalid request: {_loc(tuple(first['loc']))}: {message}"
+                + (f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else "")
+            ) from exc
+    if not request.input:
+        raise InvalidRequestError("'input' must contain at least one item")
+    return request
+
+
+def input_dicts(request: ResponsesAgentRequest) -> list[dict[str, Any]]:
+    return [item.model_dump(exclude_none=True) for item in request.input]
+
+
+def completed_event(
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    custom_outputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The closing ``response.completed`` stream event, which carries usage."""
+    response: dict[str, Any] = {"output": output, "status": "completed"}
+    if usage is not None:
+        response["usage"] = usage
+    event: dict[str, Any] = {"type": "response.completed", "response": response}
+    if custom_outputs:
+        event["custom_outputs"] = custom_outputs
+    return event
+
+
+def reduce_events(events: list[dict[str, Any]]) -> ResponsesAgentResponse:
+    """Build the non-streaming response from the stream: one code path for both."""
+    output = [e["item"] for e in events if e.get("type") == "response.output_item.done"]
+    usage = None
+    custom_outputs = None
+    for event in events:
+        if event.get("type") == "response.completed":
+            usage = event["response"].get("usage")
+            custom_outputs = event.get("custom_outputs")
+    return ResponsesAgentResponse(output=output, usage=usage, custom_outputs=custom_outputs)

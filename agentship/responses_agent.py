@@ -1,0 +1,129 @@
+"""The shared :class:`mlflow.pyfunc.ResponsesAgent` base of the package's agents.
+
+A concrete agent only says how to build its backend from the model config. The base class
+then gives it, once per loaded model, an :class:`~agentship.bridge.AsyncBridge`, and:
+
+* ``astream(request)``: the async core, an async iterator of Responses stream events;
+* ``predict_stream(request)``: the same events, bridged to a sync generator as they arrive;
+* ``predict(request)``: the stream drained and reduced (one code path for both).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from typing import Any, Protocol
+
+from mlflow.pyfunc import PythonModelContext, ResponsesAgent
+from mlflow.types.responses import (
+    ResponsesAgentRequest,
+    ResponsesAgentResponse,
+    ResponsesAgentStreamEvent,
+    create_text_output_item,
+)
+
+from agentship.bridge import AsyncBridge
+from agentship.errors import AgentError
+from agentship.log_time import in_offline_validation
+from agentship.requests import completed_event, parse_request, reduce_events
+
+_logger = logging.getLogger(__name__)
+
+
+class AgentBackend(Protocol):
+    """What each backend module implements: one async stream of Responses events."""
+
+    def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _OfflineValidationBackend:
+    """Answers MLflow's log-time validation call without touching any backend."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+        item = create_text_output_item(f"{self._name} was logged without calling its backend.", "msg_log_time")
+        yield {"type": "response.output_item.done", "output_index": 0, "item": item}
+        yield completed_event([item], None)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _validated(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Check the request before MLflow's own wrapper sees it, so bad input is a clear 400."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return method(self, parse_request(request), *args, **kwargs)
+
+    return wrapper
+
+
+class AgentshipResponsesAgent(ResponsesAgent):
+    """Base class: subclasses implement :meth:`build_backend`."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("predict", "predict_stream"):
+            if name in cls.__dict__:
+                setattr(cls, name, _validated(cls.__dict__[name]))
+
+    def __init__(self) -> None:
+        self._bridge: AsyncBridge | None = None
+        self._backend: AgentBackend | None = None
+
+    # -- to implement ------------------------------------------------------------------
+    def build_backend(self, model_config: Mapping[str, Any]) -> AgentBackend:
+        raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def load_context(self, context: PythonModelContext) -> None:
+        config: Mapping[str, Any] = dict(context.model_config or {})
+        if self._bridge is None:
+            self._bridge = AsyncBridge(name=f"{type(self).__name__}-loop")
+        if in_offline_validation():
+            self._backend = _OfflineValidationBackend(str(config.get("name", type(self).__name__)))
+            return
+        self._backend = self.build_backend(config)
+
+    def close(self) -> None:
+        """Release the backend's connections and stop the loop."""
+        if self._bridge is not None:
+            if self._backend is not None:
+                backend = self._backend
+                self._bridge.call(lambda: backend.aclose())
+            self._bridge.close()
+            self._bridge = None
+
+    # -- the async core ----------------------------------------------------------------
+    async def astream(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Responses stream events for ``request``, as dicts, as they happen."""
+        if self._backend is None:
+            raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
+        async for event in self._backend.stream(parse_request(request)):
+            yield event
+
+    def _events(self, request: ResponsesAgentRequest) -> Generator[dict[str, Any], None, None]:
+        if self._bridge is None:
+            raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
+        yield from self._bridge.iterate(lambda: self.astream(request))
+
+    # -- MLflow's sync interface -------------------------------------------------------
+    def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:
+        return reduce_events(list(self._events(request)))
+
+    def predict_stream(
+        self, request: ResponsesAgentRequest
+    ) -> Generator[ResponsesAgentStreamEvent, None, None]:
+        for event in self._events(request):
+            yield ResponsesAgentStreamEvent(**event)
+
+
+# MLflow's __init_subclass__ wrapped the base class's own methods; validate in front of them.
+AgentshipResponsesAgent.predict = _validated(AgentshipResponsesAgent.predict)  # type: ignore[method-assign]
+AgentshipResponsesAgent.predict_stream = _validated(AgentshipResponsesAgent.predict_stream)  # type: ignore[method-assign]

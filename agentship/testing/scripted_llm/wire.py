@@ -1,0 +1,222 @@
+"""Wire formats of the scripted model: request parsing and response building, all pure."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from agentship.testing.scripted_llm.rules import Message, Reply, ToolSpec, count_tokens
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message content given as a string or as a list of parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict):
+                parts.append(str(part.get("text") or part.get("refusal") or ""))
+        return "".join(parts)
+    return str(content)
+
+
+def _role(raw: Any) -> str:
+    role = str(raw or "user")
+    return "system" if role == "developer" else role
+
+
+def parse_chat_request(body: dict[str, Any]) -> tuple[list[Message], list[ToolSpec]]:
+    messages: list[Message] = []
+    call_names: dict[str, str] = {}
+    for m in body.get("messages") or []:
+        role = _role(m.get("role"))
+        for call in m.get("tool_calls") or []:
+            call_names[call.get("id", "")] = call.get("function", {}).get("name", "")
+        if role == "tool":
+            name = call_names.get(m.get("tool_call_id", ""), m.get("name") or "unknown")
+            messages.append(Message("tool", _content_text(m.get("content")), name))
+        elif role in ("system", "user", "assistant"):
+            messages.append(Message(role, _content_text(m.get("content"))))  # type: ignore[arg-type]
+    tools = [
+        ToolSpec(t["function"]["name"], t["function"].get("parameters") or {})
+        for t in body.get("tools") or []
+        if t.get("type") == "function" and "function" in t
+    ]
+    return messages, tools
+
+
+def parse_responses_request(body: dict[str, Any]) -> tuple[list[Message], list[ToolSpec]]:
+    messages: list[Message] = []
+    if body.get("instructions"):
+        messages.append(Message("system", str(body["instructions"])))
+    raw_input = body.get("input")
+    items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else raw_input
+    call_names: dict[str, str] = {}
+    for item in items or []:
+        kind = item.get("type") or "message"
+        if kind == "message":
+            role = _role(item.get("role"))
+            if role in ("system", "user", "assistant"):
+                messages.append(Message(role, _content_text(item.get("content"))))  # type: ignore[arg-type]
+        elif kind == "function_call":
+            call_names[item.get("call_id", "")] = item.get("name", "")
+        elif kind == "function_call_output":
+            name = call_names.get(item.get("call_id", ""), "unknown")
+            messages.append(Message("tool", _content_text(item.get("output")), name))
+    tools = [
+        ToolSpec(t["name"], t.get("parameters") or {})
+        for t in body.get("tools") or []
+        if t.get("type") == "function" and "name" in t
+    ]
+    return messages, tools
+
+
+def prompt_tokens(messages: list[Message]) -> int:
+    return sum(count_tokens(m.text) for m in messages)
+
+
+def reply_tokens(reply: Reply) -> int:
+    return count_tokens((reply.text or "") + (reply.arguments or "") + (reply.reasoning or ""))
+
+
+# ---------------------------------------------------------------- chat completions
+
+
+def chat_completion(reply: Reply, model: str, rid: str, call_id: str, usage_in: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.tool_name:
+        message["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": reply.tool_name, "arguments": reply.arguments or "{}"},
+            }
+        ]
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
+    out = reply_tokens(reply)
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if reply.tool_name else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": usage_in, "completion_tokens": out, "total_tokens": usage_in + out},
+    }
+
+
+def chat_chunk(rid: str, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def chat_usage_chunk(rid: str, model: str, usage_in: int, usage_out: int) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [],
+        "usage": {
+            "prompt_tokens": usage_in,
+            "completion_tokens": usage_out,
+            "total_tokens": usage_in + usage_out,
+        },
+    }
+
+
+# ---------------------------------------------------------------- responses
+
+
+def response_usage(usage_in: int, usage_out: int) -> dict[str, Any]:
+    return {
+        "input_tokens": usage_in,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": usage_out,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": usage_in + usage_out,
+    }
+
+
+def response_items(reply: Reply, ids: Iterator[str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    if reply.reasoning:
+        items.append(
+            {
+                "type": "reasoning",
+                "id": f"rs_{next(ids)}",
+                "summary": [{"type": "summary_text", "text": reply.reasoning}],
+            }
+        )
+    if reply.tool_name:
+        items.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{next(ids)}",
+                "call_id": f"call_{next(ids)}",
+                "name": reply.tool_name,
+                "arguments": reply.arguments or "{}",
+                "status": "completed",
+            }
+        )
+    else:
+        items.append(
+            {
+                "type": "message",
+                "id": f"msg_{next(ids)}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": reply.text or "", "annotations": []}],
+            }
+        )
+    return items
+
+
+def response_object(
+    rid: str,
+    model: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    status: str = "completed",
+) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": status,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "metadata": {},
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "temperature": None,
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": None,
+        "usage": usage,
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return f"data: {payload}\n\n".encode()
