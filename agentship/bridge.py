@@ -13,15 +13,13 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Generic, TypeVar
-
-T = TypeVar("T")
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any
 
 _ITEM, _ERROR, _DONE = 0, 1, 2
 
 
-class _Pump(Generic[T]):
+class _Pump[T]:
     def __init__(self) -> None:
         self.queue: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
         self.task: asyncio.Task[None] | None = None
@@ -47,7 +45,7 @@ class AsyncBridge:
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
-    def iterate(self, factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+    def iterate[T](self, factory: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
         """Run ``factory()`` on the loop and yield its items in the calling thread."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("AsyncBridge.iterate() called from its own loop thread")
@@ -74,13 +72,13 @@ class AsyncBridge:
             if not finished:
                 self.loop.call_soon_threadsafe(lambda: pump.task and pump.task.cancel())
 
-    def run(self, factory: Callable[[], AsyncIterator[T]]) -> list[T]:
+    def run[T](self, factory: Callable[[], AsyncIterator[T]]) -> list[T]:
         """Drain ``factory()`` on the loop; return every item."""
         return list(self.iterate(factory))
 
-    def call(self, coro_factory: Callable[[], "asyncio.Future[T] | object"]) -> T:
+    def call[R](self, coro_factory: Callable[[], Coroutine[Any, Any, R]]) -> R:
         """Run one coroutine on the loop and return its result (used at load time)."""
-        future = asyncio.run_coroutine_threadsafe(coro_factory(), self.loop)  # type: ignore[arg-type]
+        future = asyncio.run_coroutine_threadsafe(coro_factory(), self.loop)
         return future.result()
 
     def close(self) -> None:

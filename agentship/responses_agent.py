@@ -46,7 +46,9 @@ class _OfflineValidationBackend:
         self._name = name
 
     async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
-        item = create_text_output_item(f"{self._name} was logged without calling its backend.", "msg_log_time")
+        item = create_text_output_item(
+            f"{self._name} was logged without calling its backend.", "msg_log_time"
+        )
         yield {"type": "response.output_item.done", "output_index": 0, "item": item}
         yield completed_event([item], None)
 
@@ -114,10 +116,10 @@ class AgentshipResponsesAgent(ResponsesAgent):
         yield from self._bridge.iterate(lambda: self.astream(request))
 
     # -- MLflow's sync interface -------------------------------------------------------
-    def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:
+    def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:  # type: ignore[override]
         return reduce_events(list(self._events(request)))
 
-    def predict_stream(
+    def predict_stream(  # type: ignore[override]
         self, request: ResponsesAgentRequest
     ) -> Generator[ResponsesAgentStreamEvent, None, None]:
         for event in self._events(request):

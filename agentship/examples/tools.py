@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from agents import RunContextWrapper
-
 from agentship.openai_agents.backend import AgentRunContext
 
 _FORECASTS = {

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
+from mlflow.types.responses import ResponsesAgentRequest
+
 from agents import (
     Agent,
     FunctionTool,
@@ -26,9 +29,6 @@ from agents import (
     Runner,
     function_tool,
 )
-from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
-from mlflow.types.responses import ResponsesAgentRequest
-
 from agentship.errors import (
     AgentError,
     AgentRunError,
@@ -96,17 +96,26 @@ def _error_message(exc: openai.APIStatusError) -> str:
 class OpenAIAgentsBackend:
     """Runs an ``agents.Agent`` tree for Responses requests. Safe to share across requests."""
 
-    def __init__(self, config: OpenAIAgentsConfig, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        config: OpenAIAgentsConfig,
+        environ: Mapping[str, str],
+        model_factory: Callable[[str], Model] | None = None,
+    ) -> None:
+        """``model_factory(name)``, when given, replaces the OpenAI models (other providers, tests)."""
         self.config = config
+        self._model_factory = model_factory
         self.base_url = environ.get("OPENAI_BASE_URL") or None
         self._api_key = environ.get("OPENAI_API_KEY") or None
-        if not self.base_url and not self._api_key:
+        if not self.base_url and not self._api_key and model_factory is None:
             raise ConfigError(
                 "no model endpoint: set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL "
                 "(for an OpenAI-compatible server) in the serving environment"
             )
         self.endpoint = self.base_url or DEFAULT_ENDPOINT
-        self._per_loop: dict[asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, Agent[AgentRunContext]]] = {}
+        self._per_loop: dict[
+            asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, Agent[AgentRunContext]]
+        ] = {}
         # Import every tool now, so a bad reference fails at load, not at the first request.
         self._build(openai.AsyncOpenAI(api_key="unused", base_url=self.endpoint))
 
@@ -114,6 +123,8 @@ class OpenAIAgentsBackend:
         settings = self.config
 
         def model_for(name: str) -> Model:
+            if self._model_factory is not None:
+                return self._model_factory(name)
             if settings.api == "chat_completions":
                 return OpenAIChatCompletionsModel(model=name, openai_client=client)
             return OpenAIResponsesModel(model=name, openai_client=client)

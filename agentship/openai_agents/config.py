@@ -50,3 +50,19 @@ def parse_config(raw: dict[str, Any] | None) -> OpenAIAgentsConfig:
             f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid openai-agents model config: {problems}") from exc
+
+
+def validate_for_logging(raw: dict[str, Any]) -> OpenAIAgentsConfig:
+    """Check a config before it is logged: its fields, and that every tool imports."""
+    from agentship.openai_agents.backend import load_tool
+
+    config = parse_config(raw)
+
+    def check(agent: SubAgentConfig) -> None:
+        for reference in agent.tools:
+            load_tool(reference)
+        for sub in agent.handoffs:
+            check(sub)
+
+    check(config)
+    return config

@@ -54,6 +54,12 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+def _as_dict(raw: Any) -> dict[str, Any]:
+    if hasattr(raw, "model_dump"):
+        return dict(raw.model_dump(exclude_none=True))
+    return {k: v for k, v in dict(raw).items() if v is not None}
+
+
 def content_text(content: Any) -> str:
     """The text of a message content: a string, or a list of text parts."""
     if isinstance(content, str):
@@ -129,8 +135,7 @@ def run_item_to_output_item(item: RunItem, item_id: str | None = None) -> dict[s
                 _get(raw, "arguments") or "{}",
             )
         if kind in _HOSTED_CALL_TYPES:
-            dumped = raw.model_dump(exclude_none=True) if hasattr(raw, "model_dump") else dict(raw)
-            return dumped
+            return _as_dict(raw)
         return None
     if isinstance(item, (ToolCallOutputItem, HandoffOutputItem)):
         call_id = _get(raw, "call_id")
@@ -192,8 +197,6 @@ def usage_to_responses(usage: Usage) -> dict[str, Any]:
         "input_tokens": usage.input_tokens,
         "input_tokens_details": {"cached_tokens": usage.input_tokens_details.cached_tokens or 0},
         "output_tokens": usage.output_tokens,
-        "output_tokens_details": {
-            "reasoning_tokens": usage.output_tokens_details.reasoning_tokens or 0
-        },
+        "output_tokens_details": {"reasoning_tokens": usage.output_tokens_details.reasoning_tokens or 0},
         "total_tokens": usage.total_tokens,
     }

@@ -116,13 +116,20 @@ async def _paced(pieces: list[bytes], behaviour: Behaviour) -> AsyncIterator[byt
             await asyncio.sleep(gap)
 
 
-def _chat_stream_frames(reply: Reply, body: dict[str, Any], rid: str, call_id: str, usage_in: int, behaviour: Behaviour) -> list[bytes]:
+def _chat_stream_frames(
+    reply: Reply, body: dict[str, Any], rid: str, call_id: str, usage_in: int, behaviour: Behaviour
+) -> list[bytes]:
     model = body.get("model") or MODEL_ID
     frames = [wire.sse(wire.chat_chunk(rid, model, {"role": "assistant", "content": ""}))]
     if reply.reasoning:
         frames.append(wire.sse(wire.chat_chunk(rid, model, {"reasoning_content": reply.reasoning})))
     if reply.tool_name:
-        head = {"index": 0, "id": call_id, "type": "function", "function": {"name": reply.tool_name, "arguments": ""}}
+        head = {
+            "index": 0,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": reply.tool_name, "arguments": ""},
+        }
         frames.append(wire.sse(wire.chat_chunk(rid, model, {"tool_calls": [head]})))
         for piece in split_chunks(reply.arguments or "{}", behaviour.chunks):
             delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
@@ -139,12 +146,26 @@ def _chat_stream_frames(reply: Reply, body: dict[str, Any], rid: str, call_id: s
     return frames
 
 
-def _responses_stream_frames(reply: Reply, body: dict[str, Any], rid: str, items: list[dict[str, Any]], usage: dict[str, Any], behaviour: Behaviour) -> list[bytes]:
+def _responses_stream_frames(
+    reply: Reply,
+    body: dict[str, Any],
+    rid: str,
+    items: list[dict[str, Any]],
+    usage: dict[str, Any],
+    behaviour: Behaviour,
+) -> list[bytes]:
     model = body.get("model") or MODEL_ID
     seq = itertools.count()
     frames: list[dict[str, Any]] = []
-    frames.append({"type": "response.created", "response": wire.response_object(rid, model, [], None, "in_progress")})
-    frames.append({"type": "response.in_progress", "response": wire.response_object(rid, model, [], None, "in_progress")})
+    frames.append(
+        {"type": "response.created", "response": wire.response_object(rid, model, [], None, "in_progress")}
+    )
+    frames.append(
+        {
+            "type": "response.in_progress",
+            "response": wire.response_object(rid, model, [], None, "in_progress"),
+        }
+    )
     for index, item in enumerate(items):
         started = {**item, "status": "in_progress"}
         if item["type"] == "message":
@@ -165,7 +186,9 @@ def _responses_stream_frames(reply: Reply, body: dict[str, Any], rid: str, items
             base = {"item_id": item["id"], "output_index": index}
             for piece in split_chunks(item["arguments"], behaviour.chunks):
                 frames.append({"type": "response.function_call_arguments.delta", **base, "delta": piece})
-            frames.append({"type": "response.function_call_arguments.done", **base, "arguments": item["arguments"]})
+            frames.append(
+                {"type": "response.function_call_arguments.done", **base, "arguments": item["arguments"]}
+            )
         frames.append({"type": "response.output_item.done", "output_index": index, "item": item})
     frames.append({"type": "response.completed", "response": wire.response_object(rid, model, items, usage)})
     return [wire.sse({**frame, "sequence_number": next(seq)}) for frame in frames]
@@ -176,7 +199,12 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
     state = llm or ScriptedLLM()
 
     async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "scripted"}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "scripted"}],
+            }
+        )
 
     async def chat_completions(request: Request) -> Response:
         body = await _json_body(request)
@@ -195,7 +223,9 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
             frames = _chat_stream_frames(reply, body, rid, call_id, usage_in, behaviour)
             return StreamingResponse(_paced(frames, behaviour), media_type="text/event-stream")
         await asyncio.sleep(behaviour.ttft + behaviour.latency + behaviour.hang)
-        return JSONResponse(wire.chat_completion(reply, body.get("model") or MODEL_ID, rid, call_id, usage_in))
+        return JSONResponse(
+            wire.chat_completion(reply, body.get("model") or MODEL_ID, rid, call_id, usage_in)
+        )
 
     async def responses(request: Request) -> Response:
         body = await _json_body(request)
@@ -225,7 +255,14 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
         texts = [raw] if isinstance(raw, str) else list(raw or [])
         data = [{"object": "embedding", "index": i, "embedding": embed(str(t))} for i, t in enumerate(texts)]
         tokens = sum(len(str(t).split()) for t in texts)
-        return JSONResponse({"object": "list", "data": data, "model": body.get("model") or MODEL_ID, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model") or MODEL_ID,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def recorded(request: Request) -> Response:
         if request.method == "DELETE":
@@ -246,7 +283,11 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    routes = [Route("/health", health), Route("/scripted/requests", recorded, methods=["GET", "DELETE"]), Route("/scripted/config", configure, methods=["POST"])]
+    routes = [
+        Route("/health", health),
+        Route("/scripted/requests", recorded, methods=["GET", "DELETE"]),
+        Route("/scripted/config", configure, methods=["POST"]),
+    ]
     for prefix in ("/v1", "/v1/openai/v1"):
         routes += [
             Route(f"{prefix}/models", models),

@@ -1,0 +1,143 @@
+"""Log an agent as an MLflow model from code, and register it.
+
+The model is logged from the code file in ``agents/``, with the package in ``code_paths`` (so
+the served model finds it without installing anything), the config as ``model_config``, and
+pinned requirements (so ``mlflow models serve`` can rebuild the environment). MLflow's
+log-time prediction on the input example is answered offline: logging never needs the backend.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import mlflow
+import yaml
+from mlflow.tracking import MlflowClient
+
+from agentship.errors import ConfigError
+from agentship.imports import import_object
+from agentship.log_time import offline_validation
+
+_logger = logging.getLogger(__name__)
+
+AgentKind = Literal["openai-agents", "llama-stack"]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+
+AGENT_CODE: dict[str, Path] = {
+    "openai-agents": REPO_ROOT / "agents" / "openai_agents_agent.py",
+    "llama-stack": REPO_ROOT / "agents" / "llama_stack_agent.py",
+}
+DEFAULT_CONFIGS: dict[str, Path] = {
+    "openai-agents": REPO_ROOT / "configs" / "openai_agents.yaml",
+    "llama-stack": REPO_ROOT / "configs" / "llama_stack.yaml",
+}
+DEFAULT_NAMES: dict[str, str] = {
+    "openai-agents": "openai-agents-assistant",
+    "llama-stack": "llama-stack-assistant",
+}
+_CONFIG_VALIDATORS: dict[str, str] = {
+    "openai-agents": "agentship.openai_agents.config:validate_for_logging",
+    "llama-stack": "agentship.llama_stack.config:validate_for_logging",
+}
+_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "openai-agents": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
+    "llama-stack": ("mlflow", "pydantic", "pyyaml", "httpx"),
+}
+
+
+@dataclass(frozen=True)
+class LoggedAgent:
+    model_uri: str
+    """``models:/NAME/VERSION`` when registered, else the ``runs:/`` or ``models:/<id>`` URI."""
+    run_id: str
+    registered_name: str | None
+    version: str | None
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON model config."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {file} is not valid YAML/JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file} must hold a mapping at its top level")
+    return data
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``KEY=VALUE`` overrides (values parsed as YAML) to a config's top-level fields."""
+    out = dict(config)
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r} is not KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {override!r}: value is not valid YAML: {exc}") from exc
+    return out
+
+
+def pinned_requirements(kind: AgentKind) -> list[str]:
+    """``name==version`` for each runtime dependency, as installed here."""
+    pins = []
+    for dist in _REQUIREMENTS[kind]:
+        try:
+            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            _logger.warning("requirement %s is not installed; recording it unpinned", dist)
+            pins.append(dist)
+    return pins
+
+
+def log_agent(
+    kind: AgentKind,
+    config: Mapping[str, Any],
+    *,
+    registered_model_name: str | None = None,
+    alias: str | None = None,
+    extra_code_paths: Sequence[str | Path] = (),
+    artifact_name: str = "agent",
+) -> LoggedAgent:
+    """Log the ``kind`` agent with ``config``; register it when a name is given."""
+    if kind not in AGENT_CODE:
+        raise ConfigError(f"unknown agent kind {kind!r}; choose one of {sorted(AGENT_CODE)}")
+    declared = config.get("agent_type")
+    if declared and declared != kind:
+        raise ConfigError(f"config is for agent_type {declared!r}, not {kind!r}")
+    if alias and not registered_model_name:
+        raise ConfigError("--alias needs a registered model name")
+    import_object(_CONFIG_VALIDATORS[kind])(dict(config))
+    code_paths = [str(PACKAGE_DIR), *(str(Path(p).resolve()) for p in extra_code_paths)]
+    with mlflow.start_run(run_name=f"log-{kind}") as run, offline_validation():
+        mlflow.set_tags({"agentship.agent_kind": kind, "agentship.agent_name": str(config.get("name", ""))})
+        info = mlflow.pyfunc.log_model(
+            name=artifact_name,
+            python_model=str(AGENT_CODE[kind]),
+            model_config=dict(config),
+            code_paths=code_paths,
+            pip_requirements=pinned_requirements(kind),
+            registered_model_name=registered_model_name,
+        )
+    version = None
+    uri = info.model_uri
+    if registered_model_name:
+        version = str(info.registered_model_version)
+        uri = f"models:/{registered_model_name}/{version}"
+        if alias:
+            MlflowClient().set_registered_model_alias(registered_model_name, alias, version)
+    return LoggedAgent(uri, run.info.run_id, registered_model_name, version)
