@@ -26,10 +26,9 @@ def venv_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
     ``mlflow models serve`` execs ``uvicorn`` by name, so it must be on PATH.
     """
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    env.update(extra or {})
     return env
 
 

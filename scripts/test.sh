@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up the project (scripts/setup.sh), checks style and types, and runs the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k serve -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+ruff check .
+ruff format --check .
+mypy
+exec python -m pytest "$@"

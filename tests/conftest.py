@@ -1,0 +1,42 @@
+"""Shared fixtures. No test may reach a real model: the OpenAI variables are cleared for the
+whole session, and every end-to-end test talks to the scripted model server on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from agentship.testing.processes import ServerProcess, start_scripted_llm
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Clear real endpoints and keys; give the session its own MLflow store."""
+    saved = dict(os.environ)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "MLFLOW_EXPERIMENT_NAME"):
+        os.environ.pop(name, None)
+    store = tmp_path_factory.mktemp("mlflow")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    yield store
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def scripted(log_dir: Path) -> Iterator[ServerProcess]:
+    """The scripted OpenAI-compatible model server, as a real process on loopback."""
+    server = start_scripted_llm(log_dir)
+    yield server
+    server.stop()

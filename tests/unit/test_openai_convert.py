@@ -1,0 +1,159 @@
+"""Pure conversions between Responses items and the OpenAI Agents SDK."""
+
+from __future__ import annotations
+
+from agents.items import (
+    HandoffOutputItem,
+    MessageOutputItem,
+    ReasoningItem,
+    ToolCallItem,
+    ToolCallOutputItem,
+)
+from agents.models.fake_id import FAKE_RESPONSES_ID
+from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
+from agents.testing import assistant_message, function_call
+from agents.usage import Usage
+from openai.types.responses import ResponseReasoningItem, ResponseTextDeltaEvent
+from openai.types.responses.response_reasoning_item import Summary
+
+from agents import Agent
+from agentship.openai_agents.convert import (
+    StreamTranslator,
+    run_item_to_output_item,
+    to_run_input,
+    usage_to_responses,
+)
+
+AGENT = Agent(name="a")
+
+
+def test_whole_history_becomes_run_input() -> None:
+    history = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "id": "msg_1",
+            "content": [{"type": "output_text", "text": "It is sunny.", "annotations": []}],
+        },
+        {"role": "assistant", "content": "plain assistant text"},
+        {"role": "user", "content": [{"type": "input_text", "text": "and tomorrow?"}]},
+    ]
+    assert to_run_input(history) == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+        {"role": "assistant", "content": "It is sunny."},
+        {"role": "assistant", "content": "plain assistant text"},
+        {"role": "user", "content": [{"type": "input_text", "text": "and tomorrow?"}]},
+    ]
+
+
+def test_message_item_becomes_text_output_item() -> None:
+    item = MessageOutputItem(agent=AGENT, raw_item=assistant_message("hello", item_id="msg_a"))
+    assert run_item_to_output_item(item) == {
+        "id": "msg_a",
+        "content": [{"text": "hello", "type": "output_text", "annotations": []}],
+        "role": "assistant",
+        "type": "message",
+    }
+
+
+def test_tool_call_and_output_become_function_items() -> None:
+    call = ToolCallItem(agent=AGENT, raw_item=function_call("get_weather", {"city": "Paris"}, call_id="c9"))
+    output = ToolCallOutputItem(
+        agent=AGENT,
+        raw_item={"type": "function_call_output", "call_id": "c9", "output": "sunny"},
+        output="sunny",
+    )
+    assert run_item_to_output_item(call) == {
+        "type": "function_call",
+        "id": "c9",
+        "call_id": "c9",
+        "name": "get_weather",
+        "arguments": '{"city":"Paris"}',
+    }
+    assert run_item_to_output_item(output) == {
+        "type": "function_call_output",
+        "call_id": "c9",
+        "output": "sunny",
+    }
+
+
+def test_non_string_tool_output_is_serialized() -> None:
+    output = ToolCallOutputItem(
+        agent=AGENT, raw_item={"type": "function_call_output", "call_id": "c", "output": "5"}, output=5
+    )
+    assert run_item_to_output_item(output)["output"] == "5"  # type: ignore[index]
+
+
+def test_handoff_output_becomes_function_call_output() -> None:
+    item = HandoffOutputItem(
+        agent=AGENT,
+        raw_item={"type": "function_call_output", "call_id": "h1", "output": '{"assistant": "b"}'},
+        source_agent=AGENT,
+        target_agent=Agent(name="b"),
+    )
+    assert run_item_to_output_item(item) == {
+        "type": "function_call_output",
+        "call_id": "h1",
+        "output": '{"assistant": "b"}',
+    }
+
+
+def test_reasoning_item_keeps_its_summary() -> None:
+    raw = ResponseReasoningItem(
+        id="rs_1", type="reasoning", summary=[Summary(text="thinking", type="summary_text")]
+    )
+    assert run_item_to_output_item(ReasoningItem(agent=AGENT, raw_item=raw)) == {
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": "thinking"}],
+        "id": "rs_1",
+    }
+
+
+def _delta(text: str, item_id: str) -> RawResponsesStreamEvent:
+    return RawResponsesStreamEvent(
+        data=ResponseTextDeltaEvent(
+            type="response.output_text.delta",
+            item_id=item_id,
+            delta=text,
+            output_index=0,
+            content_index=0,
+            logprobs=[],
+            sequence_number=0,
+        )
+    )
+
+
+def test_stream_deltas_share_the_id_of_their_done_item() -> None:
+    ids = iter(["msg_first", "msg_second"])
+    translator = StreamTranslator(id_factory=lambda prefix: next(ids))
+    events = []
+    for piece in ("Hel", "lo"):
+        events += translator.feed(_delta(piece, FAKE_RESPONSES_ID))
+    message = MessageOutputItem(agent=AGENT, raw_item=assistant_message("Hello", item_id=FAKE_RESPONSES_ID))
+    events += translator.feed(RunItemStreamEvent(name="message_output_created", item=message))
+    assert [e["type"] for e in events] == [
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_item.done",
+    ]
+    assert {e.get("item_id") or e["item"]["id"] for e in events} == {"msg_first"}
+    assert events[-1]["item"]["content"][0]["text"] == "Hello"
+    assert translator.output_items == [events[-1]["item"]]
+
+
+def test_usage_maps_to_responses_usage() -> None:
+    usage = Usage(requests=2, input_tokens=10, output_tokens=4, total_tokens=14)
+    assert usage_to_responses(usage) == {
+        "input_tokens": 10,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 4,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 14,
+    }
