@@ -4,8 +4,9 @@
         [--config FILE] [--registered-model-name NAME] [--alias ALIAS] [--code-path DIR ...]
 
 The last line of stdout is the model URI, ``models:/NAME/VERSION``. It honours
-``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_NAME``; without a tracking URI it uses a local
-SQLite store, ``./mlflow.db``. The model backend does not need to be reachable.
+``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_NAME`` (default experiment: ``agentship``);
+without a tracking URI it uses a local SQLite store, ``./mlflow.db``. Under ``mlflow run`` it
+logs into the project's run. The model backend does not need to be reachable.
 """
 
 from __future__ import annotations
@@ -50,13 +51,18 @@ def main(argv: list[str] | None = None) -> int:
         help="override a top-level config field, value parsed as YAML (repeatable), e.g. --set model=gpt-4.1",
     )
     args = parser.parse_args(argv)
+    for option in ("config", "registered_model_name", "alias"):  # "" (e.g. from MLproject) = not given
+        if getattr(args, option) == "":
+            setattr(args, option, None)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    if not os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+    if not any(
+        os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
+    ):
         mlflow.set_experiment("agentship")
 
     name = None if args.no_register else (args.registered_model_name or DEFAULT_NAMES[args.agent])
