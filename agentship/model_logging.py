@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -113,7 +114,10 @@ def log_agent(
     extra_code_paths: Sequence[str | Path] = (),
     artifact_name: str = "agent",
 ) -> LoggedAgent:
-    """Log the ``kind`` agent with ``config``; register it when a name is given."""
+    """Log the ``kind`` agent with ``config``; register it when a name is given.
+
+    It logs into the active run if there is one, else into a new run.
+    """
     if kind not in AGENT_CODE:
         raise ConfigError(f"unknown agent kind {kind!r}; choose one of {sorted(AGENT_CODE)}")
     declared = config.get("agent_type")
@@ -123,7 +127,9 @@ def log_agent(
         raise ConfigError("--alias needs a registered model name")
     import_object(_CONFIG_VALIDATORS[kind])(dict(config))
     code_paths = [str(PACKAGE_DIR), *(str(Path(p).resolve()) for p in extra_code_paths)]
-    with mlflow.start_run(run_name=f"log-{kind}") as run, offline_validation():
+    active = mlflow.active_run()
+    run_context = nullcontext(active) if active else mlflow.start_run(run_name=f"log-{kind}")
+    with run_context as run, offline_validation():
         mlflow.set_tags({"agentship.agent_kind": kind, "agentship.agent_name": str(config.get("name", ""))})
         info = mlflow.pyfunc.log_model(
             name=artifact_name,

@@ -29,6 +29,15 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_experiment() -> Iterator[None]:
+    """MLflow exports MLFLOW_EXPERIMENT_ID when an experiment is made active; child processes
+    (log_agent.py, mlflow models serve) would inherit it and ignore their own settings."""
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    yield
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+
 @pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-logs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -17,11 +18,13 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def model_uri() -> str:
     # The backend is not running while the model is logged: logging must not need it.
-    mlflow.set_experiment("e2e-load-model")
+    experiment_id = mlflow.create_experiment("e2e-load-model")
     config = load_config(DEFAULT_CONFIGS["openai-agents"])
-    logged = log_agent(
-        "openai-agents", {**config, "api": "responses"}, registered_model_name="e2e-load-model"
-    )
+    with mlflow.start_run(experiment_id=experiment_id):  # log_agent logs into the active run
+        logged = log_agent(
+            "openai-agents", {**config, "api": "responses"}, registered_model_name="e2e-load-model"
+        )
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     assert logged.version == "1"
     return logged.model_uri
 
