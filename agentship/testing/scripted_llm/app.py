@@ -35,7 +35,7 @@ from agentship.testing.scripted_llm.rules import (
 )
 
 MODEL_ID = "scripted-model"
-EMBEDDING_DIM = 64
+EMBEDDING_DIM = 384
 
 
 class ScriptedLLM:

