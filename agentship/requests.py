@@ -66,6 +66,22 @@ def parse_request(data: Any) -> ResponsesAgentRequest:
     return request
 
 
+def content_text(content: Any) -> str:
+    """The text of a message content: a string, or a list of text parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    parts = []
+    for part in content or []:
+        text = part.get("text") if isinstance(part, dict) else getattr(part, "text", None)
+        if text is None:
+            text = part.get("refusal") if isinstance(part, dict) else getattr(part, "refusal", None)
+        if text is not None:
+            parts.append(str(text))
+    return "".join(parts)
+
+
 def input_dicts(request: ResponsesAgentRequest) -> list[dict[str, Any]]:
     return [item.model_dump(exclude_none=True) for item in request.input]
 

@@ -34,6 +34,10 @@ _logger = logging.getLogger(__name__)
 class AgentBackend(Protocol):
     """What each backend module implements: one async stream of Responses events."""
 
+    async def start(self) -> None:
+        """Connect, detect, create server-side resources: runs once, at load, on the loop."""
+        ...
+
     def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]: ...
 
     async def aclose(self) -> None: ...
@@ -51,6 +55,9 @@ class _OfflineValidationBackend:
         )
         yield {"type": "response.output_item.done", "output_index": 0, "item": item}
         yield completed_event([item], None)
+
+    async def start(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None
@@ -91,7 +98,9 @@ class AgentshipResponsesAgent(ResponsesAgent):
         if in_offline_validation():
             self._backend = _OfflineValidationBackend(str(config.get("name", type(self).__name__)))
             return
-        self._backend = self.build_backend(config)
+        backend = self.build_backend(config)
+        self._bridge.call(backend.start)
+        self._backend = backend
 
     def close(self) -> None:
         """Release the backend's connections and stop the loop."""

@@ -147,6 +147,9 @@ class OpenAIAgentsBackend:
             built = self._per_loop[loop] = (client, self._build(client))
         return built[1]
 
+    async def start(self) -> None:
+        """Nothing to do: the OpenAI client connects on first use."""
+
     async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
         context = AgentRunContext(
             custom_inputs=dict(request.custom_inputs or {}),

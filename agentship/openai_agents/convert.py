@@ -35,6 +35,8 @@ from mlflow.types.responses import (
     create_text_output_item,
 )
 
+from agentship.requests import content_text
+
 _HOSTED_CALL_TYPES = {"file_search_call", "web_search_call", "computer_call"}
 
 
@@ -58,20 +60,6 @@ def _as_dict(raw: Any) -> dict[str, Any]:
     if hasattr(raw, "model_dump"):
         return dict(raw.model_dump(exclude_none=True))
     return {k: v for k, v in dict(raw).items() if v is not None}
-
-
-def content_text(content: Any) -> str:
-    """The text of a message content: a string, or a list of text parts."""
-    if isinstance(content, str):
-        return content
-    parts = []
-    for part in content or []:
-        text = _get(part, "text")
-        if text is None:
-            text = _get(part, "refusal")
-        if text is not None:
-            parts.append(str(text))
-    return "".join(parts)
 
 
 def to_run_input(items: list[dict[str, Any]]) -> list[TResponseInputItem]:

@@ -27,7 +27,7 @@ def client(scripted: ServerProcess) -> openai.OpenAI:
 
 
 def test_models_lists_the_scripted_model(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list().data] == ["scripted-model"]
+    assert [m.id for m in client.models.list().data] == ["scripted-model", "scripted-embed"]
 
 
 def test_chat_completion_text_and_usage(client: openai.OpenAI) -> None:

@@ -35,6 +35,7 @@ from agentship.testing.scripted_llm.rules import (
 )
 
 MODEL_ID = "scripted-model"
+EMBEDDING_MODEL_ID = "scripted-embed"
 EMBEDDING_DIM = 384
 
 
@@ -199,12 +200,11 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
     state = llm or ScriptedLLM()
 
     async def models(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "scripted"}],
-            }
-        )
+        data = [
+            {"id": model_id, "object": "model", "created": 0, "owned_by": "scripted"}
+            for model_id in (MODEL_ID, EMBEDDING_MODEL_ID)
+        ]
+        return JSONResponse({"object": "list", "data": data})
 
     async def chat_completions(request: Request) -> Response:
         body = await _json_body(request)

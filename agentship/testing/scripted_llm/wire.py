@@ -35,12 +35,16 @@ def _role(raw: Any) -> str:
 def parse_chat_request(body: dict[str, Any]) -> tuple[list[Message], list[ToolSpec]]:
     messages: list[Message] = []
     call_names: dict[str, str] = {}
+    last_name = "unknown"
     for m in body.get("messages") or []:
         role = _role(m.get("role"))
         for call in m.get("tool_calls") or []:
-            call_names[call.get("id", "")] = call.get("function", {}).get("name", "")
+            last_name = (call.get("function") or {}).get("name") or last_name
+            call_names[call.get("id") or ""] = last_name
         if role == "tool":
-            name = call_names.get(m.get("tool_call_id", ""), m.get("name") or "unknown")
+            # Match the result to its call by id; some servers rewrite ids, so fall back to the
+            # tool named in the message, then to the latest call.
+            name = call_names.get(m.get("tool_call_id") or "") or m.get("name") or last_name
             messages.append(Message("tool", _content_text(m.get("content")), name))
         elif role in ("system", "user", "assistant"):
             messages.append(Message(role, _content_text(m.get("content"))))  # type: ignore[arg-type]
