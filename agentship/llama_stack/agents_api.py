@@ -14,11 +14,11 @@ from typing import Any
 
 from mlflow.types.responses import ResponsesAgentRequest
 
-from agentship.errors import AgentRunError, BackendStatusError, ConfigError
+from agentship.errors import AgentRunError, BackendError, BackendStatusError, ConfigError
 from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messages, split_new_messages
 from agentship.llama_stack.runtime import Runtime
 from agentship.llama_stack.sessions import Conversation
-from agentship.requests import completed_event, content_text, input_dicts
+from agentship.requests import completed_event, input_dicts
 from agentship.tracing import LLM, TOOL, StepSpans
 
 _logger = logging.getLogger(__name__)
@@ -123,9 +123,9 @@ class AgentsApiMode:
                 async for payload in self.rt.http.stream(path, body):
                     event = (payload.get("event") or {}).get("payload") or {}
                     if payload.get("error"):
-                        raise AgentRunError(
-                            f"Llama Stack turn failed: {content_text(payload['error'].get('message', payload['error']))}"
-                        )
+                        error = payload["error"]
+                        detail = error.get("message", error) if isinstance(error, dict) else error
+                        raise BackendError(f"Llama Stack turn failed: {detail}")
                     self._trace(spans, event, set(self.rt.tools))
                     for out in translator.feed(event):
                         yield out

