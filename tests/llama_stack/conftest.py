@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from mlflow.pyfunc import PythonModelContext
 
+from agentship.llama_stack import LlamaStackBackend, parse_config
+from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
 from agentship.testing.processes import ServerProcess, free_port, start_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -187,3 +191,42 @@ def target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture(params=SERVER_TARGETS, ids=lambda p: p.removeprefix("target_"))
 def server_target(request: pytest.FixtureRequest) -> Target:
     return request.getfixturevalue(request.param)
+
+
+TOOLS = "agentship.examples.tools"
+SECRET = "sk-llamastack-SECRET-90c1d2"
+
+
+class Agent(AgentshipResponsesAgent):
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__()
+        self.environ = environ
+
+    def build_backend(self, model_config: Mapping[str, Any]) -> AgentBackend:
+        return LlamaStackBackend(parse_config(dict(model_config)), self.environ)
+
+
+@pytest.fixture
+def load() -> Iterator[Any]:
+    loaded: list[Agent] = []
+
+    def _load(target: Target, **config: Any) -> Agent:
+        environ = {
+            "LLAMASTACK_BASE_URL": target.base_url,
+            "LLAMASTACK_MODEL": target.model,
+            "LLAMASTACK_API_KEY": SECRET,
+        }
+        environ.update(config.pop("environ", {}))
+        agent = Agent(environ)
+        base = {
+            "name": "ls-test",
+            "instructions": "You are terse.",
+            "client_tools": [f"{TOOLS}:get_weather", f"{TOOLS}:failing_tool"],
+        }
+        agent.load_context(PythonModelContext({}, {**base, **config}))
+        loaded.append(agent)
+        return agent
+
+    yield _load
+    for agent in loaded:
+        agent.close()

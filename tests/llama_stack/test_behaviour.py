@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 import mlflow
 import pytest
-from mlflow.pyfunc import PythonModelContext
 
 from agentship.errors import (
     AgentError,
@@ -21,53 +19,13 @@ from agentship.errors import (
     BackendUnavailableError,
     ConfigError,
 )
-from agentship.llama_stack import LlamaStackBackend, parse_config
-from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
 from agentship.testing.processes import free_port
-from tests.llama_stack.conftest import FACT, RAG_QUESTION, Target
+from tests.llama_stack.conftest import FACT, RAG_QUESTION, SECRET, Target
 
 pytestmark = pytest.mark.llamastack
 
-TOOLS = "agentship.examples.tools"
-SECRET = "sk-llamastack-SECRET-90c1d2"
 
-
-class Agent(AgentshipResponsesAgent):
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        super().__init__()
-        self.environ = environ
-
-    def build_backend(self, model_config: Mapping[str, Any]) -> AgentBackend:
-        return LlamaStackBackend(parse_config(dict(model_config)), self.environ)
-
-
-@pytest.fixture
-def load() -> Iterator[Any]:
-    loaded: list[Agent] = []
-
-    def _load(target: Target, **config: Any) -> Agent:
-        environ = {
-            "LLAMASTACK_BASE_URL": target.base_url,
-            "LLAMASTACK_MODEL": target.model,
-            "LLAMASTACK_API_KEY": SECRET,
-        }
-        environ.update(config.pop("environ", {}))
-        agent = Agent(environ)
-        base = {
-            "name": "ls-test",
-            "instructions": "You are terse.",
-            "client_tools": [f"{TOOLS}:get_weather", f"{TOOLS}:failing_tool"],
-        }
-        agent.load_context(PythonModelContext({}, {**base, **config}))
-        loaded.append(agent)
-        return agent
-
-    yield _load
-    for agent in loaded:
-        agent.close()
-
-
-def ask(agent: Agent, text: str, conversation_id: str | None = None, **extra: Any) -> Any:
+def ask(agent: Any, text: str, conversation_id: str | None = None, **extra: Any) -> Any:
     body: dict[str, Any] = {"input": [{"role": "user", "content": text}], **extra}
     if conversation_id:
         body["context"] = {"conversation_id": conversation_id}
