@@ -72,6 +72,52 @@ class AsyncBridge:
             if not finished:
                 self.loop.call_soon_threadsafe(lambda: pump.task and pump.task.cancel())
 
+    async def aiterate[T](self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """Run ``factory()`` on this bridge's loop and yield its items on the *calling* loop.
+
+        For async servers: the model's clients stay on the loop they were built on, and the
+        caller's loop only waits on a queue. Cancelling the caller cancels the task.
+        """
+        caller = asyncio.get_running_loop()
+        if caller is self.loop:
+            async for item in factory():
+                yield item
+            return
+        inbox: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+        context = contextvars.copy_context()
+
+        def deliver(kind: int, value: object) -> None:
+            caller.call_soon_threadsafe(inbox.put_nowait, (kind, value))
+
+        async def pump() -> None:
+            try:
+                async for item in factory():
+                    deliver(_ITEM, item)
+            except asyncio.CancelledError:
+                deliver(_DONE, None)
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's loop
+                deliver(_ERROR, exc)
+            else:
+                deliver(_DONE, None)
+
+        future = asyncio.run_coroutine_threadsafe(_in_context(pump, context), self.loop)
+        finished = False
+        try:
+            while True:
+                kind, value = await inbox.get()
+                if kind == _ITEM:
+                    yield value  # type: ignore[misc]
+                elif kind == _ERROR:
+                    finished = True
+                    raise value  # type: ignore[misc]
+                else:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                future.cancel()
+
     def run[T](self, factory: Callable[[], AsyncIterator[T]]) -> list[T]:
         """Drain ``factory()`` on the loop; return every item."""
         return list(self.iterate(factory))
@@ -85,3 +131,8 @@ class AsyncBridge:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=5)
+
+
+async def _in_context(factory: Callable[[], Coroutine[Any, Any, None]], context: contextvars.Context) -> None:
+    """Await ``factory()`` as a task that runs in ``context`` (the caller's context variables)."""
+    await asyncio.get_running_loop().create_task(factory(), context=context)

@@ -119,6 +119,16 @@ class AgentshipResponsesAgent(ResponsesAgent):
         async for event in self._backend.stream(parse_request(request)):
             yield event
 
+    def aevents(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`astream`, usable from any event loop (an async server's, say).
+
+        The work runs on the model's own loop, where its clients live; the caller's loop only
+        awaits the events. Cancelling the caller cancels the work.
+        """
+        if self._bridge is None:
+            raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
+        return self._bridge.aiterate(lambda: self.astream(request))
+
     def _events(self, request: ResponsesAgentRequest) -> Generator[dict[str, Any], None, None]:
         if self._bridge is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")

@@ -24,7 +24,7 @@ install() {  # install VERSION PACKAGES...
     echo "llama-stack $v: pip install failed (log: $dir.pip.log)" >&2
     exit 1
   fi
-  "$dir/bin/llama" --help > /dev/null
+  "$dir/bin/llama" --help > /dev/null 2>&1
   echo "$want" > "$dir/.installed"
 }
 

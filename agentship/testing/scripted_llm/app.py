@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from agentship.openai_wire import response_object, response_usage
 from agentship.testing.scripted_llm import wire
 from agentship.testing.scripted_llm.rules import (
     Behaviour,
@@ -47,6 +48,7 @@ class ScriptedLLM:
         self.requests: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._failures: dict[str, int] = {}
         self._ids = (f"{i:06d}" for i in itertools.count(1))
+        self.stats = {"streams_started": 0, "streams_completed": 0, "streams_cancelled": 0}
 
     def plan(
         self, path: str, body: dict[str, Any], messages: list[Message], tools: list[ToolSpec]
@@ -101,20 +103,27 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     return body
 
 
-async def _paced(pieces: list[bytes], behaviour: Behaviour) -> AsyncIterator[bytes]:
+async def _paced(pieces: list[bytes], behaviour: Behaviour, stats: dict[str, int]) -> AsyncIterator[bytes]:
     """Yield pre-built SSE frames with the configured first-token delay, pacing and stall."""
-    if behaviour.ttft:
-        await asyncio.sleep(behaviour.ttft)
-    gap = behaviour.latency / max(1, len(pieces))
-    for index, piece in enumerate(pieces):
-        if behaviour.malformed and index == 1:
-            yield b"data: {this is not json\n\n"
-            return
-        yield piece
-        if index == 0 and behaviour.hang:
-            await asyncio.sleep(behaviour.hang)
-        elif gap:
-            await asyncio.sleep(gap)
+    stats["streams_started"] += 1
+    finished = False
+    try:
+        if behaviour.ttft:
+            await asyncio.sleep(behaviour.ttft)
+        gap = behaviour.latency / max(1, len(pieces))
+        for index, piece in enumerate(pieces):
+            if behaviour.malformed and index == 1:
+                yield b"data: {this is not json\n\n"
+                finished = True
+                return
+            yield piece
+            if index == 0 and behaviour.hang:
+                await asyncio.sleep(behaviour.hang)
+            elif gap:
+                await asyncio.sleep(gap)
+        finished = True
+    finally:
+        stats["streams_completed" if finished else "streams_cancelled"] += 1
 
 
 def _chat_stream_frames(
@@ -159,12 +168,12 @@ def _responses_stream_frames(
     seq = itertools.count()
     frames: list[dict[str, Any]] = []
     frames.append(
-        {"type": "response.created", "response": wire.response_object(rid, model, [], None, "in_progress")}
+        {"type": "response.created", "response": response_object(rid, model, [], None, "in_progress")}
     )
     frames.append(
         {
             "type": "response.in_progress",
-            "response": wire.response_object(rid, model, [], None, "in_progress"),
+            "response": response_object(rid, model, [], None, "in_progress"),
         }
     )
     for index, item in enumerate(items):
@@ -191,7 +200,7 @@ def _responses_stream_frames(
                 {"type": "response.function_call_arguments.done", **base, "arguments": item["arguments"]}
             )
         frames.append({"type": "response.output_item.done", "output_index": index, "item": item})
-    frames.append({"type": "response.completed", "response": wire.response_object(rid, model, items, usage)})
+    frames.append({"type": "response.completed", "response": response_object(rid, model, items, usage)})
     return [wire.sse({**frame, "sequence_number": next(seq)}) for frame in frames]
 
 
@@ -221,7 +230,7 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
         usage_in = wire.prompt_tokens(messages)
         if body.get("stream"):
             frames = _chat_stream_frames(reply, body, rid, call_id, usage_in, behaviour)
-            return StreamingResponse(_paced(frames, behaviour), media_type="text/event-stream")
+            return StreamingResponse(_paced(frames, behaviour, state.stats), media_type="text/event-stream")
         await asyncio.sleep(behaviour.ttft + behaviour.latency + behaviour.hang)
         return JSONResponse(
             wire.chat_completion(reply, body.get("model") or MODEL_ID, rid, call_id, usage_in)
@@ -240,12 +249,12 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
             return _error(fail, f"scripted failure {fail}")
         rid = f"resp_{state.next_id()}"
         items = wire.response_items(reply, iter(state.next_id, None))
-        usage = wire.response_usage(wire.prompt_tokens(messages), wire.reply_tokens(reply))
+        usage = response_usage(wire.prompt_tokens(messages), wire.reply_tokens(reply))
         if body.get("stream"):
             frames = _responses_stream_frames(reply, body, rid, items, usage, behaviour)
-            return StreamingResponse(_paced(frames, behaviour), media_type="text/event-stream")
+            return StreamingResponse(_paced(frames, behaviour, state.stats), media_type="text/event-stream")
         await asyncio.sleep(behaviour.ttft + behaviour.latency + behaviour.hang)
-        return JSONResponse(wire.response_object(rid, body.get("model") or MODEL_ID, items, usage))
+        return JSONResponse(response_object(rid, body.get("model") or MODEL_ID, items, usage))
 
     async def embeddings(request: Request) -> Response:
         body = await _json_body(request)
@@ -263,6 +272,9 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(state.stats)
 
     async def recorded(request: Request) -> Response:
         if request.method == "DELETE":
@@ -287,6 +299,7 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
         Route("/health", health),
         Route("/scripted/requests", recorded, methods=["GET", "DELETE"]),
         Route("/scripted/config", configure, methods=["POST"]),
+        Route("/scripted/stats", stats),
     ]
     for prefix in ("/v1", "/v1/openai/v1"):
         routes += [

@@ -150,16 +150,6 @@ def chat_usage_chunk(rid: str, model: str, usage_in: int, usage_out: int) -> dic
 # ---------------------------------------------------------------- responses
 
 
-def response_usage(usage_in: int, usage_out: int) -> dict[str, Any]:
-    return {
-        "input_tokens": usage_in,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": usage_out,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": usage_in + usage_out,
-    }
-
-
 def response_items(reply: Reply, ids: Iterator[str]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if reply.reasoning:
@@ -192,33 +182,6 @@ def response_items(reply: Reply, ids: Iterator[str]) -> list[dict[str, Any]]:
             }
         )
     return items
-
-
-def response_object(
-    rid: str,
-    model: str,
-    output: list[dict[str, Any]],
-    usage: dict[str, Any] | None,
-    status: str = "completed",
-) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": status,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": None,
-        "metadata": {},
-        "model": model,
-        "output": output,
-        "parallel_tool_calls": True,
-        "temperature": None,
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": None,
-        "usage": usage,
-    }
 
 
 def sse(data: dict[str, Any] | str) -> bytes:

@@ -1,0 +1,104 @@
+"""Runs any loaded ResponsesAgent as an async stream of events, without blocking the loop.
+
+The package's own agents stream natively (their async core, on their own loop). Any other
+ResponsesAgent runs its sync ``predict_stream`` on a worker thread, handing each event over
+as it is produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import mlflow
+from mlflow.types.responses import ResponsesAgentRequest
+
+from agentship.responses_agent import AgentshipResponsesAgent
+
+_logger = logging.getLogger("serving")
+
+
+class ModelRunner:
+    def __init__(self, model_uri: str, max_threads: int = 64) -> None:
+        self.model_uri = model_uri
+        self.pyfunc = mlflow.pyfunc.load_model(model_uri)
+        raw = self.pyfunc.get_raw_model() if hasattr(self.pyfunc, "get_raw_model") else None
+        if raw is None or not hasattr(raw, "predict_stream"):
+            raise TypeError(f"{model_uri} is not a ResponsesAgent model")
+        self.agent: Any = raw
+        self.native = isinstance(raw, AgentshipResponsesAgent)
+        self._threads = None if self.native else ThreadPoolExecutor(max_threads, thread_name_prefix="predict")
+
+    def agent_summary(self) -> dict[str, Any]:
+        """name, model and tools_count from the model config (for clients' exchange logs)."""
+        config = self.pyfunc.metadata.flavors.get("python_function", {}).get("config", {}) or {}
+        tools = sum(len(config.get(k, []) or []) for k in ("tools", "client_tools", "toolgroups"))
+        return {
+            "name": config.get("name", "unknown"),
+            "model": config.get("model", "unknown"),
+            "tools_count": tools,
+        }
+
+    @property
+    def kind(self) -> str:
+        return "native-async" if self.native else "threaded"
+
+    def events(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+        if self.native:
+            return self.agent.aevents(request)  # type: ignore[no-any-return]
+        return self._threaded(request)
+
+    async def _threaded(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stop = threading.Event()
+        context = contextvars.copy_context()
+
+        def produce() -> None:
+            stream: Iterator[Any] = self.agent.predict_stream(request)
+            try:
+                for event in stream:
+                    if stop.is_set():
+                        break
+                    data = (
+                        event.model_dump(exclude_none=True) if hasattr(event, "model_dump") else dict(event)
+                    )
+                    loop.call_soon_threadsafe(inbox.put_nowait, ("item", data))
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop
+                loop.call_soon_threadsafe(inbox.put_nowait, ("error", exc))
+            else:
+                loop.call_soon_threadsafe(inbox.put_nowait, ("done", None))
+            finally:
+                close = getattr(stream, "close", None)
+                if close:
+                    close()
+
+        assert self._threads is not None
+        loop.run_in_executor(self._threads, context.run, produce)
+        try:
+            while True:
+                kind, value = await inbox.get()
+                if kind == "item":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stop.set()
+
+    def close(self) -> None:
+        close = getattr(self.agent, "close", None)
+        if callable(close):
+            close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        try:
+            mlflow.flush_trace_async_logging()
+        except Exception:
+            _logger.debug("could not flush traces", exc_info=True)

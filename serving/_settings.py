@@ -1,0 +1,37 @@
+"""Server settings, from the command line or ``SERVING_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_uri: str
+    max_concurrency: int = 256
+    """Requests in flight per worker; beyond it the server answers 429 with Retry-After."""
+    request_timeout_s: float = 300.0
+    """Whole-request timeout; the backend work is cancelled and the client gets 504."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body accepted (413 beyond it)."""
+    retry_after_s: int = 1
+    model_name: str | None = None
+    """Name reported as ``model`` in /responses answers (default: the model URI)."""
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServerSettings:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"SERVING_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = (
+                    raw
+                    if f.type in ("str", "str | None")
+                    else (float(raw) if "float" in str(f.type) else int(raw))
+                )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "model_uri" not in values:
+            raise ValueError("no model: pass -m MODEL_URI or set SERVING_MODEL_URI")
+        return cls(**values)

@@ -1,0 +1,44 @@
+"""A registered agent, and `python -m serving` processes on loopback in front of it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
+from tests.e2e.helpers import run_log_agent
+
+TRACE_EXPERIMENT = "serving-traces"
+
+
+@pytest.fixture(scope="session")
+def serving_model_uri() -> str:
+    result = run_log_agent("--agent", "openai-agents", "--registered-model-name", "serving-agent", "--alias", "live")
+    assert result.returncode == 0, result.stderr
+    return "models:/serving-agent@live"
+
+
+@pytest.fixture(scope="session")
+def start_serving(serving_model_uri: str, log_dir: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(backend_url: str, *args: str, name: str = "serving") -> ServerProcess:
+        port = free_port()
+        command = [sys.executable, "-m", "serving", "-m", serving_model_uri, "-p", str(port), *args]
+        env = venv_env({"OPENAI_BASE_URL": backend_url, "MLFLOW_EXPERIMENT_NAME": TRACE_EXPERIMENT})
+        server = start_server(f"{name}-{port}", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def serving(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> ServerProcess:
+    """The default server: scripted backend, default limits."""
+    return start_serving(scripted.url + "/v1", name="serving-default")
