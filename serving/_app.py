@@ -108,6 +108,9 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
         finally:
             if state.runner is not None:
                 await asyncio.to_thread(state.runner.close)
+                _logger.warning(
+                    "stopped: %d requests in flight, model closed, traces flushed", state.in_flight
+                )
 
     async def traced_events(
         runner: ModelRunner, request: ResponsesAgentRequest

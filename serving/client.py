@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if logger is not None:
-            logger.close()
+            logger.close(timeout=10)
     return 0
 
 

@@ -16,7 +16,9 @@ TRACE_EXPERIMENT = "serving-traces"
 
 @pytest.fixture(scope="session")
 def serving_model_uri() -> str:
-    result = run_log_agent("--agent", "openai-agents", "--registered-model-name", "serving-agent", "--alias", "live")
+    result = run_log_agent(
+        "--agent", "openai-agents", "--registered-model-name", "serving-agent", "--alias", "live"
+    )
     assert result.returncode == 0, result.stderr
     return "models:/serving-agent@live"
 
@@ -29,7 +31,9 @@ def start_serving(serving_model_uri: str, log_dir: Path) -> Iterator[Callable[..
         port = free_port()
         command = [sys.executable, "-m", "serving", "-m", serving_model_uri, "-p", str(port), *args]
         env = venv_env({"OPENAI_BASE_URL": backend_url, "MLFLOW_EXPERIMENT_NAME": TRACE_EXPERIMENT})
-        server = start_server(f"{name}-{port}", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120)
+        server = start_server(
+            f"{name}-{port}", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120
+        )
         started.append(server)
         return server
 

@@ -41,7 +41,11 @@ def test_health_ready_and_version(serving: ServerProcess) -> None:
 
 
 def test_invocations_without_stream_matches_mlflow_serve(serving: ServerProcess) -> None:
-    reply = httpx.post(f"{serving.url}/invocations", json={"input": [{"role": "user", "content": "What is the weather in Paris?"}]}, timeout=60)
+    reply = httpx.post(
+        f"{serving.url}/invocations",
+        json={"input": [{"role": "user", "content": "What is the weather in Paris?"}]},
+        timeout=60,
+    )
     assert reply.status_code == 200
     body = reply.json()
     assert [o["type"] for o in body["output"]] == ["function_call", "function_call_output", "message"]
@@ -49,11 +53,16 @@ def test_invocations_without_stream_matches_mlflow_serve(serving: ServerProcess)
 
 
 def test_invocations_stream_arrives_incrementally(serving: ServerProcess) -> None:
-    body = {"input": [{"role": "user", "content": "a story [[ttft=0.1 latency=2 chunks=10]]"}], "stream": True}
+    body = {
+        "input": [{"role": "user", "content": "a story [[ttft=0.1 latency=2 chunks=10]]"}],
+        "stream": True,
+    }
     events = sse_events(serving, "/invocations", body)
     assert events[-1][1] == "[DONE]"
     parsed = [json.loads(data) for _, data in events[:-1]]
-    deltas = [t for (t, _), e in zip(events, parsed, strict=False) if e["type"] == "response.output_text.delta"]
+    deltas = [
+        t for (t, _), e in zip(events, parsed, strict=False) if e["type"] == "response.output_text.delta"
+    ]
     assert len(deltas) == 10
     total = events[-1][0]
     assert total >= 2.0 and deltas[0] < total / 3, f"first delta at {deltas[0]:.2f}s of {total:.2f}s"
@@ -78,7 +87,10 @@ def test_many_slow_requests_run_concurrently(serving: ServerProcess) -> None:
             started = time.monotonic()
             replies = await asyncio.gather(
                 *[
-                    client.post(f"{serving.url}/invocations", json={"input": [{"role": "user", "content": f"req {i} [[latency=1]]"}]})
+                    client.post(
+                        f"{serving.url}/invocations",
+                        json={"input": [{"role": "user", "content": f"req {i} [[latency=1]]"}]},
+                    )
                     for i in range(100)
                 ]
             )
@@ -101,14 +113,21 @@ def test_many_slow_requests_run_concurrently(serving: ServerProcess) -> None:
         (b'{"input": "\xff\xfe"}', {}, "not valid UTF-8"),
     ],
 )
-def test_bad_input_is_a_400_naming_the_problem(serving: ServerProcess, content: bytes, headers: dict, problem: str) -> None:
+def test_bad_input_is_a_400_naming_the_problem(
+    serving: ServerProcess, content: bytes, headers: dict, problem: str
+) -> None:
     for path in ("/invocations", "/responses"):
-        reply = httpx.post(f"{serving.url}{path}", content=content, headers={"content-type": "application/json", **headers})
+        reply = httpx.post(
+            f"{serving.url}{path}", content=content, headers={"content-type": "application/json", **headers}
+        )
         assert reply.status_code == 400, (path, reply.text)
         error = reply.json()["error"]
         assert error["type"] == "invalid_request_error" and problem in error["message"]
         assert "Traceback" not in reply.text
-    assert httpx.post(f"{serving.url}/invocations", json={"input": "still serving?"}, timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{serving.url}/invocations", json={"input": "still serving?"}, timeout=30).status_code
+        == 200
+    )
 
 
 def test_oversized_body_is_rejected(serving: ServerProcess) -> None:
@@ -137,7 +156,9 @@ def test_backend_down_is_a_503_in_the_openai_shape(start_serving: Callable[..., 
     assert error["type"] == "error" and error["code"] == "upstream_unavailable"
 
 
-def test_a_hung_backend_times_out_and_its_work_is_cancelled(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> None:
+def test_a_hung_backend_times_out_and_its_work_is_cancelled(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
     server = start_serving(scripted.url + "/v1", "--request-timeout", "2", name="serving-timeout")
     before = httpx.get(f"{scripted.url}/scripted/stats").json()
     started = time.monotonic()
@@ -145,12 +166,16 @@ def test_a_hung_backend_times_out_and_its_work_is_cancelled(start_serving: Calla
     assert reply.status_code == 504 and reply.json()["error"]["type"] == "timeout"
     assert time.monotonic() - started < 10
     deadline = time.monotonic() + 5
-    while httpx.get(f"{scripted.url}/scripted/stats").json()["streams_cancelled"] == before["streams_cancelled"]:
+    while (
+        httpx.get(f"{scripted.url}/scripted/stats").json()["streams_cancelled"] == before["streams_cancelled"]
+    ):
         assert time.monotonic() < deadline, "the backend stream was not cancelled"
         time.sleep(0.1)
 
 
-def test_client_disconnect_mid_stream_cancels_the_backend(serving: ServerProcess, scripted: ServerProcess) -> None:
+def test_client_disconnect_mid_stream_cancels_the_backend(
+    serving: ServerProcess, scripted: ServerProcess
+) -> None:
     before = httpx.get(f"{scripted.url}/scripted/stats").json()["streams_cancelled"]
     body = {"input": "long [[ttft=0.1 latency=20 chunks=40]]", "stream": True}
     with httpx.stream("POST", f"{serving.url}/invocations", json=body, timeout=30) as reply:
@@ -164,13 +189,18 @@ def test_client_disconnect_mid_stream_cancels_the_backend(serving: ServerProcess
     assert httpx.get(f"{serving.url}/ready").json()["in_flight"] == 0
 
 
-def test_beyond_the_concurrency_limit_the_server_answers_429(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> None:
+def test_beyond_the_concurrency_limit_the_server_answers_429(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
     server = start_serving(scripted.url + "/v1", "--max-concurrency", "2", name="serving-limit")
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30) as client:
             return await asyncio.gather(
-                *[client.post(f"{server.url}/invocations", json={"input": f"slow {i} [[latency=1.5]]"}) for i in range(6)]
+                *[
+                    client.post(f"{server.url}/invocations", json={"input": f"slow {i} [[latency=1.5]]"})
+                    for i in range(6)
+                ]
             )
 
     replies = asyncio.run(burst())
@@ -194,15 +224,24 @@ def test_each_request_is_one_trace_with_the_stream_reassembled(serving: ServerPr
     assert [o["type"] for o in output["output"]] == ["function_call", "function_call_output", "message"]
 
 
-def test_graceful_shutdown_finishes_requests_in_flight(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> None:
+def test_graceful_shutdown_finishes_requests_in_flight(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
     server = start_serving(scripted.url + "/v1", name="serving-shutdown")
 
     async def in_flight_then_term() -> list[int]:
         async with httpx.AsyncClient(timeout=30) as client:
-            calls = [asyncio.ensure_future(client.post(f"{server.url}/invocations", json={"input": f"drain {i} [[latency=1.5]]"})) for i in range(5)]
+            calls = [
+                asyncio.ensure_future(
+                    client.post(f"{server.url}/invocations", json={"input": f"drain {i} [[latency=1.5]]"})
+                )
+                for i in range(5)
+            ]
             await asyncio.sleep(0.5)
             os.kill(server.process.pid, signal.SIGTERM)
             return [r.status_code for r in await asyncio.gather(*calls)]
 
     assert asyncio.run(in_flight_then_term()) == [200] * 5
-    assert server.process.wait(timeout=30) == 0
+    # uvicorn re-raises the signal once it has drained, so the exit status reports SIGTERM.
+    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "stopped: 0 requests in flight, model closed, traces flushed" in server.log_text()
