@@ -6,14 +6,16 @@ import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from agentship.testing.processes import ServerProcess, free_port
+from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
 from tests.e2e.helpers import wait_for_traces
 from tests.serving.conftest import TRACE_EXPERIMENT
 
@@ -245,3 +247,23 @@ def test_graceful_shutdown_finishes_requests_in_flight(
     # uvicorn re-raises the signal once it has drained, so the exit status reports SIGTERM.
     assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert "stopped: 0 requests in flight, model closed, traces flushed" in server.log_text()
+
+
+def test_serves_a_downloaded_model_directory(
+    serving_model_uri: str, scripted: ServerProcess, tmp_path: Path, log_dir: Path
+) -> None:
+    """What the container image does: download the model at build time, serve the directory."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=serving_model_uri, dst_path=str(tmp_path)))
+    port = free_port()
+    command = [sys.executable, "-m", "serving", "-m", str(local), "-p", str(port)]
+    env = venv_env({"OPENAI_BASE_URL": scripted.url + "/v1"})
+    server = start_server(
+        "serving-local-dir", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120
+    )
+    try:
+        reply = httpx.post(f"{server.url}/invocations", json={"input": "from a directory"}, timeout=60)
+        assert reply.json()["output"][-1]["content"][0]["text"] == "You said: from a directory"
+    finally:
+        server.stop()
