@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 
 from agentship.openai_agents import OpenAIAgentsBackend, parse_config
+from agentship.openai_agents.tracing import install as install_tracing
 from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
 
 
@@ -26,7 +27,7 @@ class OpenAIAgentsResponsesAgent(AgentshipResponsesAgent):
     def build_backend(self, model_config: Mapping[str, Any]) -> AgentBackend:
         config = parse_config(dict(model_config))
         if config.tracing:
-            mlflow.openai.autolog(log_traces=True, disable_openai_agent_tracer=True, silent=True)
+            install_tracing()  # SDK spans into MLflow; the SDK's export to OpenAI is off
         return OpenAIAgentsBackend(config, os.environ)
 
 

@@ -29,7 +29,15 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from agentship.testing.processes import ServerProcess, free_port, start_scripted_llm, start_server, venv_env  # noqa: E402
-from bench._load import backend_first_token_ms, closed_loop, first_event_ms, median, pct, sequential  # noqa: E402
+from bench._load import (  # noqa: E402
+    backend_first_token_ms,
+    closed_loop,
+    first_event_ms,
+    median,
+    pct,
+    sequential,
+    wrk_available,
+)
 from bench._procs import tree_rss_mib  # noqa: E402
 
 CONTENDERS = ("stock", "agent_server", "agentship")
@@ -243,6 +251,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "load_generator": "wrk"
+        if wrk_available()
+        else "python-httpx (install wrk for lighter load generation)",
         "servers": {},
     }
     try:

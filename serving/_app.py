@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -90,6 +91,7 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _resolve_experiment_once()
         if state.runner is None:
             try:
                 state.runner = await asyncio.to_thread(ModelRunner, settings.model_uri)
@@ -293,6 +295,20 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
         Route("/version", version),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _resolve_experiment_once() -> None:
+    """Resolve MLFLOW_EXPERIMENT_NAME once: left to MLflow, every trace looks it up again."""
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        try:
+            mlflow.set_experiment(name)
+        except Exception:
+            _logger.warning(
+                "could not resolve experiment %r; tracing continues with MLflow's default",
+                name,
+                exc_info=True,
+            )
 
 
 def _safe(action: Callable[[], Any]) -> None:
