@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -272,7 +273,13 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
         if state.runner is None:
             return JSONResponse({"status": "loading", "error": state.load_error}, status_code=503)
         return JSONResponse(
-            {"status": "ready", "model_uri": settings.model_uri, "in_flight": state.in_flight}
+            {
+                "status": "ready",
+                "model_uri": settings.model_uri,
+                "in_flight": state.in_flight,
+                "threads": threading.active_count(),
+                "tasks": len(asyncio.all_tasks()),
+            }
         )
 
     async def version(request: Request) -> Response:

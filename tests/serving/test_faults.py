@@ -1,0 +1,176 @@
+"""The fault suite: what the server does when things go wrong (behaviour, not timing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+
+from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
+from tests.e2e.helpers import wait_for_traces
+from tests.serving.conftest import TRACE_EXPERIMENT
+from tests.serving.test_server import sse_events
+
+pytestmark = pytest.mark.e2e
+
+
+def post(server: ServerProcess, text: str, timeout: float = 60) -> httpx.Response:
+    return httpx.post(f"{server.url}/invocations", json={"input": text}, timeout=timeout)
+
+
+def test_backend_5xx_is_a_502_with_the_backends_message(serving: ServerProcess) -> None:
+    reply = post(serving, "break [[fail=500]]")
+    assert reply.status_code == 502
+    error = reply.json()["error"]
+    assert error["type"] == "upstream_error" and "answered HTTP 500: scripted failure 500" in error["message"]
+    assert post(serving, "and again").status_code == 200
+
+
+def test_a_malformed_backend_stream_is_an_upstream_error(serving: ServerProcess) -> None:
+    reply = post(serving, "garble [[malformed]]")
+    assert reply.status_code == 502
+    assert reply.json()["error"]["type"] == "upstream_error"
+    streamed = sse_events(serving, "/invocations", {"input": "garble [[malformed]]", "stream": True})
+    assert streamed[-1][1] == "[DONE]"
+    assert json.loads(streamed[-2][1])["code"] == "upstream_error"
+
+
+def test_a_hang_mid_stream_ends_with_a_timeout_event(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    server = start_serving(scripted.url + "/v1", "--request-timeout", "2", name="serving-hang")
+    streamed = sse_events(server, "/invocations", {"input": "stall [[hang=30 chunks=8]]", "stream": True})
+    events = [json.loads(d) for _, d in streamed[:-1]]
+    assert streamed[-1][1] == "[DONE]"
+    assert events[-1] == {"type": "error", "code": "timeout", "message": "the request timed out"}
+    assert streamed[-1][0] < 10
+
+
+def test_requests_succeed_while_the_tracking_store_is_down(
+    serving_model_uri: str, scripted: ServerProcess, tmp_path: Path, log_dir: Path
+) -> None:
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=serving_model_uri, dst_path=str(tmp_path)))
+    port = free_port()
+    env = venv_env(
+        {
+            "OPENAI_BASE_URL": scripted.url + "/v1",
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        }
+    )
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    command = [sys.executable, "-m", "serving", "-m", str(local), "-p", str(port)]
+    server = start_server(
+        "serving-no-tracking", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120
+    )
+    try:
+        for i in range(5):
+            reply = post(server, f"traced nowhere {i}")
+            assert reply.status_code == 200
+            assert reply.json()["output"][-1]["content"][0]["text"] == f"You said: traced nowhere {i}"
+        assert (
+            sse_events(server, "/invocations", {"input": "streamed too", "stream": True})[-1][1] == "[DONE]"
+        )
+    finally:
+        server.stop()
+
+
+def test_graceful_shutdown_under_load_drops_no_request_and_no_trace(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    marker = f"drain-{time.time_ns()}"
+    server = start_serving(scripted.url + "/v1", name="serving-drain", experiment=marker)
+
+    async def load() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            calls = [
+                asyncio.ensure_future(
+                    client.post(f"{server.url}/invocations", json={"input": f"{marker} {i} [[latency=1]]"})
+                )
+                for i in range(40)
+            ]
+            await asyncio.sleep(0.4)
+            os.kill(server.process.pid, signal.SIGTERM)
+            return [r.status_code for r in await asyncio.gather(*calls)]
+
+    statuses = asyncio.run(load())
+    assert statuses == [200] * 40  # every accepted request finished
+    server.process.wait(timeout=60)
+    # The server flushed its traces before exiting: all 40 are in the store now, no waiting.
+    experiment = mlflow.MlflowClient().get_experiment_by_name(marker)
+    assert experiment is not None
+    traces = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list", max_results=1000)
+    found = sum(1 for t in traces if marker in json.dumps(t.data.request))
+    assert found == 40, f"{40 - found} traces lost in shutdown"
+
+
+def test_client_disconnect_leaks_no_task_or_thread(serving: ServerProcess, scripted: ServerProcess) -> None:
+    post(serving, "settle")
+    baseline = httpx.get(f"{serving.url}/ready").json()
+    for _ in range(5):
+        with httpx.stream(
+            "POST",
+            f"{serving.url}/invocations",
+            json={"input": "long [[latency=10 chunks=40]]", "stream": True},
+            timeout=30,
+        ) as reply:
+            for line in reply.iter_lines():
+                if line.startswith("data:"):
+                    break
+    deadline = time.monotonic() + 10
+    while True:
+        now = httpx.get(f"{serving.url}/ready").json()
+        if (
+            now["in_flight"] == 0
+            and now["tasks"] <= baseline["tasks"]
+            and now["threads"] <= baseline["threads"]
+        ):
+            break
+        assert time.monotonic() < deadline, f"leaked: before {baseline}, after {now}"
+        time.sleep(0.2)
+
+
+def test_256_concurrent_conversations_get_their_own_answers(serving: ServerProcess) -> None:
+    async def burst() -> list[tuple[int, str, str]]:
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=300)) as client:
+
+            async def one(i: int) -> tuple[int, str, str]:
+                token = f"conversation-{i}-{time.time_ns()}"
+                body = {"input": f"I am {token} [[latency=0.5]]", "context": {"conversation_id": token}}
+                reply = await client.post(f"{serving.url}/invocations", json=body)
+                text = reply.json()["output"][-1]["content"][0]["text"] if reply.status_code == 200 else ""
+                return reply.status_code, token, text
+
+            return await asyncio.gather(*[one(i) for i in range(256)])
+
+    results = asyncio.run(burst())
+    assert [status for status, _, _ in results] == [200] * 256
+    assert all(text == f"You said: I am {token}" for _, token, text in results)
+
+
+def test_secrets_appear_in_no_log_line_or_trace(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    secret = "sk-serving-SECRET-e81f33"
+    os.environ["OPENAI_API_KEY"] = secret
+    try:
+        server = start_serving(scripted.url + "/v1", "--log-level", "debug", name="serving-secret")
+    finally:
+        del os.environ["OPENAI_API_KEY"]
+    marker = f"secret-check-{time.time_ns()}"
+    assert post(server, f"{marker} weather in Paris").status_code == 200
+    assert post(server, f"{marker} [[fail=401]]").status_code == 502
+    traces = wait_for_traces(TRACE_EXPERIMENT, lambda t: marker in json.dumps(t.data.request))
+    assert all(secret not in t.to_json() for t in traces)
+    log = server.log_text()
+    assert "DEBUG" in log  # the log really was verbose
+    assert secret not in log
