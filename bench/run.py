@@ -190,8 +190,8 @@ def report(results: dict[str, Any]) -> str:
     rows = [("metric", *CONTENDERS, "agentship/stock")]
 
     def add(label: str, values: list[float], fmt: str = "{:.1f}") -> None:
-        ratio = values[2] / values[0] if values[0] else float("nan")
-        rows.append((label, *[fmt.format(v) for v in values], f"{ratio:.2f}x"))
+        ratio = f"{values[2] / values[0]:.2f}x" if values[0] else "-"
+        rows.append((label, *[fmt.format(v) for v in values], ratio))
 
     c = [results["servers"][n] for n in CONTENDERS]
     add("overhead p50 (ms)", [s["latency_p50_ms"] - direct["p50_ms"] for s in c])
