@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -76,3 +77,17 @@ def test_closing_the_model_deletes_the_agent_it_created(target_agents_02: Target
     created = agent_id_of(agent)
     agent.close()
     assert httpx.get(f"{target_agents_02.base_url}/v1/agents/{created}").status_code in (400, 404)
+
+
+def test_a_stream_abandoned_midway_leaves_no_session(target_agents_02: Target, load: Any) -> None:
+    agent = load(target_agents_02)
+    stream = agent.predict_stream(
+        {"input": [{"role": "user", "content": "long one [[latency=5 chunks=20]]"}]}
+    )
+    next(stream)  # the client reads one event, then goes away
+    assert len(sessions(target_agents_02, agent_id_of(agent))) == 1  # the turn's session is live
+    stream.close()
+    deadline = time.monotonic() + 10
+    while sessions(target_agents_02, agent_id_of(agent)):
+        assert time.monotonic() < deadline, "the session of the abandoned request was not deleted"
+        time.sleep(0.2)
