@@ -19,22 +19,25 @@ from typing import Any
 _ITEM, _ERROR, _DONE = 0, 1, 2
 
 
-class _Pump[T]:
-    def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
-        self.task: asyncio.Task[None] | None = None
+async def _pump[T](factory: Callable[[], AsyncIterator[T]], deliver: Callable[[int, object], None]) -> None:
+    """Run ``factory()`` and hand every outcome to ``deliver``: items, then done or the error."""
+    try:
+        async for item in factory():
+            deliver(_ITEM, item)
+    except asyncio.CancelledError:
+        deliver(_DONE, None)
+        raise
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        deliver(_ERROR, exc)
+    else:
+        deliver(_DONE, None)
 
-    async def run(self, factory: Callable[[], AsyncIterator[T]]) -> None:
-        try:
-            async for item in factory():
-                self.queue.put((_ITEM, item))
-        except asyncio.CancelledError:
-            self.queue.put((_DONE, None))
-            raise
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self.queue.put((_ERROR, exc))
-        else:
-            self.queue.put((_DONE, None))
+
+def _unpack(kind: int, value: object) -> tuple[bool, object]:
+    """(finished, item) for one delivery; raises the producer's error."""
+    if kind == _ERROR:
+        raise value  # type: ignore[misc]
+    return kind == _DONE, value
 
 
 class AsyncBridge:
@@ -49,28 +52,26 @@ class AsyncBridge:
         """Run ``factory()`` on the loop and yield its items in the calling thread."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("AsyncBridge.iterate() called from its own loop thread")
-        pump: _Pump[T] = _Pump()
+        inbox: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
         context = contextvars.copy_context()
+        tasks: list[asyncio.Task[None]] = []
 
         def start() -> None:
-            pump.task = self.loop.create_task(pump.run(factory), context=context)
+            task = self.loop.create_task(_pump(factory, lambda k, v: inbox.put((k, v))), context=context)
+            tasks.append(task)
 
         self.loop.call_soon_threadsafe(start)
         finished = False
         try:
-            while True:
-                kind, value = pump.queue.get()
-                if kind == _ITEM:
-                    yield value  # type: ignore[misc]
-                elif kind == _ERROR:
-                    finished = True
-                    raise value  # type: ignore[misc]
-                else:
-                    finished = True
-                    return
+            while not finished:
+                kind, value = inbox.get()
+                finished = kind != _ITEM
+                done, item = _unpack(kind, value)
+                if not done:
+                    yield item  # type: ignore[misc]
         finally:
             if not finished:
-                self.loop.call_soon_threadsafe(lambda: pump.task and pump.task.cancel())
+                self.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
 
     async def aiterate[T](self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
         """Run ``factory()`` on this bridge's loop and yield its items on the *calling* loop.
@@ -89,31 +90,17 @@ class AsyncBridge:
         def deliver(kind: int, value: object) -> None:
             caller.call_soon_threadsafe(inbox.put_nowait, (kind, value))
 
-        async def pump() -> None:
-            try:
-                async for item in factory():
-                    deliver(_ITEM, item)
-            except asyncio.CancelledError:
-                deliver(_DONE, None)
-                raise
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's loop
-                deliver(_ERROR, exc)
-            else:
-                deliver(_DONE, None)
-
-        future = asyncio.run_coroutine_threadsafe(_in_context(pump, context), self.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            _in_context(lambda: _pump(factory, deliver), context), self.loop
+        )
         finished = False
         try:
-            while True:
+            while not finished:
                 kind, value = await inbox.get()
-                if kind == _ITEM:
-                    yield value  # type: ignore[misc]
-                elif kind == _ERROR:
-                    finished = True
-                    raise value  # type: ignore[misc]
-                else:
-                    finished = True
-                    return
+                finished = kind != _ITEM
+                done, received = _unpack(kind, value)
+                if not done:
+                    yield received  # type: ignore[misc]
         finally:
             if not finished:
                 future.cancel()

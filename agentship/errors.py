@@ -23,6 +23,7 @@ from mlflow.protos.databricks_pb2 import (
     INVALID_PARAMETER_VALUE,
     TEMPORARILY_UNAVAILABLE,
 )
+from pydantic import ValidationError
 
 
 class AgentError(MlflowException):
@@ -63,3 +64,11 @@ class BackendStatusError(BackendError):
         self.status = status
         self.code = BAD_REQUEST if 400 <= status < 500 else TEMPORARILY_UNAVAILABLE
         super().__init__(message)
+
+
+def invalid_config(exc: ValidationError, what: str) -> ConfigError:
+    """A :class:`ConfigError` naming every bad field of a model config."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+    )
+    return ConfigError(f"invalid {what} model config: {problems}")

@@ -21,6 +21,7 @@ from mlflow.entities import SpanType
 from mlflow.types.responses import ResponsesAgentRequest
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -43,6 +44,20 @@ class _State:
         self.load_error: str | None = None
         self.in_flight = 0
         self.started = time.monotonic()
+
+
+class _Slot:
+    """One admitted request's place under the concurrency limit; released exactly once."""
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self._held = True
+        state.in_flight += 1
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._state.in_flight -= 1
 
 
 def _error_response(error: HttpError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -138,7 +153,8 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
                 _safe(lambda: span.set_outputs(reduce_events(seen).model_dump(exclude_none=True)))
                 _safe(lambda: span_cm.__exit__(type(error), error, None) if span_cm else None)
 
-    def admit() -> JSONResponse | None:
+    def admit() -> JSONResponse | _Slot:
+        """Reserve a slot before the first await, so concurrent arrivals cannot all slip in."""
         if state.runner is None:
             return _error_response(
                 HttpError(503, "not_ready", "the model is still loading"), {"Retry-After": "1"}
@@ -150,23 +166,32 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
             return _error_response(
                 HttpError(429, "rate_limit_error", message), {"Retry-After": str(settings.retry_after_s)}
             )
-        return None
+        return _Slot(state)
 
     async def handle(
         request: Request,
         to_agent: Callable[[dict[str, Any]], dict[str, Any]],
-        respond: Callable[[Request, ResponsesAgentRequest, bool], Awaitable[Response]],
+        respond: Callable[[Request, ResponsesAgentRequest, _Slot | None], Awaitable[Response]],
     ) -> Response:
-        if (rejected := admit()) is not None:
-            return rejected
+        slot = admit()
+        if isinstance(slot, Response):
+            return slot
         try:
             body = await _read_json(request, settings.max_body_bytes)
             agent_req = parse_request(to_agent(body))
-        except _TooLarge as exc:
-            return _error_response(HttpError(413, "invalid_request_error", str(exc)))
-        except InvalidRequestError as exc:
+        except (_TooLarge, InvalidRequestError) as exc:
+            slot.release()
+            if isinstance(exc, _TooLarge):
+                return _error_response(HttpError(413, "invalid_request_error", str(exc)))
             return _error_response(classify(exc))
-        return await respond(request, agent_req, bool(body.get("stream")))
+        if not body.get("stream"):
+            try:
+                return await respond(request, agent_req, None)
+            finally:
+                slot.release()
+        response = await respond(request, agent_req, slot)  # the stream releases the slot
+        response.background = BackgroundTask(slot.release)
+        return response
 
     async def collect(
         request: Request, agent_req: ResponsesAgentRequest
@@ -178,7 +203,6 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
         async def drain() -> list[dict[str, Any]]:
             return [event async for event in traced_events(runner, agent_req)]
 
-        state.in_flight += 1
         work = asyncio.ensure_future(drain())
         watcher = asyncio.ensure_future(_until_disconnect(request))
         try:
@@ -193,15 +217,24 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
                 return classify(exc)
         finally:
             watcher.cancel()
-            state.in_flight -= 1
 
-    async def sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, str]]:
-        state.in_flight += 1
+    async def complete(
+        request: Request, agent_req: ResponsesAgentRequest, render: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Response:
+        """Run a non-streaming request; ``render`` shapes the reduced response."""
+        result = await collect(request, agent_req)
+        if result is None:
+            return Response(status_code=499)  # the client went away
+        if isinstance(result, HttpError):
+            return _error_response(result)
+        return JSONResponse(render(reduce_events(result).model_dump(exclude_none=True)))
+
+    async def sse(events: AsyncIterator[dict[str, Any]], slot: _Slot) -> AsyncIterator[dict[str, str]]:
         try:
             async for event in events:
                 yield {"data": json.dumps(event)}
         finally:
-            state.in_flight -= 1
+            slot.release()
         yield {"data": "[DONE]"}
 
     # -- /invocations ------------------------------------------------------------------
@@ -215,16 +248,11 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
             yield {"type": "error", "code": error.type, "message": error.message}
 
     async def respond_invocations(
-        request: Request, agent_req: ResponsesAgentRequest, stream: bool
+        request: Request, agent_req: ResponsesAgentRequest, slot: _Slot | None
     ) -> Response:
-        if stream:
-            return EventSourceResponse(sse(invocations_stream(agent_req)), sep="\n", ping=15)
-        result = await collect(request, agent_req)
-        if result is None:
-            return Response(status_code=499)
-        if isinstance(result, HttpError):
-            return _error_response(result)
-        return JSONResponse(reduce_events(result).model_dump(exclude_none=True))
+        if slot is not None:
+            return EventSourceResponse(sse(invocations_stream(agent_req), slot), sep="\n", ping=15)
+        return await complete(request, agent_req, lambda reduced: reduced)
 
     # -- /responses (OpenAI) -----------------------------------------------------------
     model_name = settings.model_name or settings.model_uri
@@ -247,18 +275,18 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
             return
         yield encoder.completed(usage)
 
-    async def respond_responses(request: Request, agent_req: ResponsesAgentRequest, stream: bool) -> Response:
-        if stream:
-            return EventSourceResponse(sse(responses_stream(agent_req)), sep="\n", ping=15)
-        result = await collect(request, agent_req)
-        if result is None:
-            return Response(status_code=499)
-        if isinstance(result, HttpError):
-            return _error_response(result)
-        reduced = reduce_events(result).model_dump(exclude_none=True)
-        encoder = StreamEncoder(model_name)
-        encoder.output = [openai_item(i) for i in reduced.get("output", [])]
-        return JSONResponse(encoder.response("completed", reduced.get("usage")))
+    async def respond_responses(
+        request: Request, agent_req: ResponsesAgentRequest, slot: _Slot | None
+    ) -> Response:
+        if slot is not None:
+            return EventSourceResponse(sse(responses_stream(agent_req), slot), sep="\n", ping=15)
+
+        def as_openai(reduced: dict[str, Any]) -> dict[str, Any]:
+            encoder = StreamEncoder(model_name)
+            encoder.output = [openai_item(i) for i in reduced.get("output", [])]
+            return encoder.response("completed", reduced.get("usage"))
+
+        return await complete(request, agent_req, as_openai)
 
     async def invocations(request: Request) -> Response:
         return await handle(request, lambda body: body, respond_invocations)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentship.errors import ConfigError
+from agentship.errors import ConfigError, invalid_config
 
 ApiMode = Literal["auto", "agents", "responses", "chat_completions"]
 
@@ -95,10 +95,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> LlamaStackConfig:
     try:
         return LlamaStackConfig.model_validate(dict(raw or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid llama-stack model config: {problems}") from exc
+        raise invalid_config(exc, "llama-stack") from exc
 
 
 def validate_for_logging(raw: dict[str, Any]) -> LlamaStackConfig:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentship.errors import ConfigError
+from agentship.errors import invalid_config
 
 
 class SubAgentConfig(BaseModel):
@@ -46,10 +46,7 @@ def parse_config(raw: dict[str, Any] | None) -> OpenAIAgentsConfig:
     try:
         return OpenAIAgentsConfig.model_validate(raw or {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid openai-agents model config: {problems}") from exc
+        raise invalid_config(exc, "openai-agents") from exc
 
 
 def validate_for_logging(raw: dict[str, Any]) -> OpenAIAgentsConfig:

@@ -95,3 +95,53 @@ def test_concurrent_callers_run_interleaved_on_one_loop(bridge: AsyncBridge) -> 
     assert sorted(results) == sorted(str(i) for i in range(20))
     # 20 sleeps of 0.3 s ran concurrently, not one after another (6 s).
     assert time.monotonic() - started < 3
+
+
+def test_aiterate_hands_items_to_another_loop_as_they_exist(bridge: AsyncBridge) -> None:
+    release = threading.Event()
+
+    async def produce() -> AsyncIterator[str]:
+        yield REQUEST_ID.get()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        yield "second"
+
+    async def consume() -> list[str]:
+        token = REQUEST_ID.set("req-7")
+        try:
+            stream = bridge.aiterate(produce)
+            first = await anext(stream)  # arrives while the producer still waits
+            release.set()
+            return [first] + [item async for item in stream]
+        finally:
+            REQUEST_ID.reset(token)
+
+    assert asyncio.run(consume()) == ["req-7", "second"]
+
+
+def test_aiterate_errors_and_cancellation_cross_loops(bridge: AsyncBridge) -> None:
+    cancelled = threading.Event()
+
+    async def failing() -> AsyncIterator[int]:
+        yield 1
+        raise ValueError("backend broke")
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            while True:
+                yield 1
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def scenario() -> None:
+        with pytest.raises(ValueError, match="backend broke"):
+            async for _ in bridge.aiterate(failing):
+                pass
+        stream = bridge.aiterate(endless)
+        assert await anext(stream) == 1
+        await stream.aclose()
+
+    asyncio.run(scenario())
+    assert cancelled.wait(5), "the work on the bridge loop was not cancelled"

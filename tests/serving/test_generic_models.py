@@ -1,0 +1,63 @@
+"""`python -m serving` with any ResponsesAgent, and with several workers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import mlflow
+import openai
+import pytest
+
+from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
+from tests.serving.test_server import sse_events
+
+pytestmark = pytest.mark.e2e
+
+ECHO = Path(__file__).resolve().parent / "models" / "echo_agent.py"
+
+
+@pytest.fixture(scope="module")
+def echo_server(log_dir: Path) -> Iterator[ServerProcess]:
+    experiment_id = mlflow.create_experiment(f"echo-{free_port()}")
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.pyfunc.log_model(name="echo", python_model=str(ECHO))
+    port = free_port()
+    command = [sys.executable, "-m", "serving", "-m", info.model_uri, "-p", str(port)]
+    server = start_server(
+        "serving-echo", command, port=port, log_dir=log_dir, env=venv_env(), health_path="/ready", timeout=120
+    )
+    yield server
+    server.stop()
+
+
+def test_a_plain_responses_agent_is_served_on_threads(echo_server: ServerProcess) -> None:
+    assert httpx.get(f"{echo_server.url}/version").json()["runner"] == "threaded"
+    reply = httpx.post(f"{echo_server.url}/invocations", json={"input": "hello world"}, timeout=30)
+    assert reply.json()["output"][0]["content"][0]["text"] == "echo: hello world"
+    events = [
+        json.loads(d)
+        for _, d in sse_events(echo_server, "/invocations", {"input": "a b c", "stream": True})[:-1]
+    ]
+    assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == [
+        "echo: ",
+        "a ",
+        "b ",
+        "c ",
+    ]
+    client = openai.OpenAI(base_url=echo_server.url, api_key="unused", max_retries=0)
+    assert client.responses.create(model="echo", input="via openai").output_text == "echo: via openai"
+
+
+def test_several_workers(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> None:
+    server = start_serving(scripted.url + "/v1", "--workers", "2", name="serving-workers")
+    replies = [
+        httpx.post(f"{server.url}/invocations", json={"input": f"worker check {i}"}, timeout=60)
+        for i in range(6)
+    ]
+    assert [r.json()["output"][-1]["content"][0]["text"] for r in replies] == [
+        f"You said: worker check {i}" for i in range(6)
+    ]
