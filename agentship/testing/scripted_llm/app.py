@@ -3,7 +3,8 @@
 Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/responses`` (each
 streaming or not, with usage), ``POST /v1/embeddings``. The same routes answer under
 ``/v1/openai/v1`` too. Test helpers: ``GET``/``DELETE /scripted/requests`` (the recorded
-requests) and ``POST /scripted/config`` (change the default behaviour at run time).
+requests), ``POST /scripted/config`` (change the default behaviour at run time) and
+``GET /scripted/stats`` (streams started, completed, and cancelled by the client).
 """
 
 from __future__ import annotations
