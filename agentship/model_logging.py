@@ -50,7 +50,8 @@ _CONFIG_VALIDATORS: dict[str, str] = {
 }
 _REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "openai-agents": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
-    "llama-stack": ("mlflow", "pydantic", "pyyaml", "httpx"),
+    # openai-agents: client tools are described with the Agents SDK's function_schema.
+    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pydantic
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
@@ -80,6 +81,11 @@ def content_text(content: Any) -> str:
         if text is not None:
             parts.append(str(text))
     return "".join(parts)
+
+
+def new_item_id(prefix: str) -> str:
+    """A fresh output item id, e.g. ``msg_3f2a…``."""
+    return f"{prefix}_{uuid4().hex[:24]}"
 
 
 def input_dicts(request: ResponsesAgentRequest) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import mlflow
@@ -135,23 +135,17 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
     ) -> AsyncIterator[dict[str, Any]]:
         """The model's events under one AGENT span; the stream is reassembled as its output."""
         seen: list[dict[str, Any]] = []
-        span_cm = _safe_span(runner)
-        span = span_cm.__enter__() if span_cm else None
-        error: BaseException | None = None
-        try:
+        with _request_span(runner) as span:
             if span is not None:
                 _safe(lambda: span.set_inputs(request.model_dump(exclude_none=True)))
-            async with asyncio.timeout(settings.request_timeout_s):
-                async for event in runner.events(request):
-                    seen.append(event)
-                    yield event
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            if span is not None:
-                _safe(lambda: span.set_outputs(reduce_events(seen).model_dump(exclude_none=True)))
-                _safe(lambda: span_cm.__exit__(type(error), error, None) if span_cm else None)
+            try:
+                async with asyncio.timeout(settings.request_timeout_s):
+                    async for event in runner.events(request):
+                        seen.append(event)
+                        yield event
+            finally:
+                if span is not None:
+                    _safe(lambda: span.set_outputs(reduce_events(seen).model_dump(exclude_none=True)))
 
     def admit() -> JSONResponse | _Slot:
         """Reserve a slot before the first await, so concurrent arrivals cannot all slip in."""
@@ -354,14 +348,12 @@ def _safe(action: Callable[[], Any]) -> None:
         _logger.debug("tracing failed", exc_info=True)
 
 
-def _safe_span(runner: ModelRunner) -> Any:
+def _request_span(runner: ModelRunner) -> AbstractContextManager[Any]:
+    """The request's AGENT span for the package's agents (the span ends with the stream, and
+    records its error); other models trace themselves through MLflow's ``predict_stream``."""
     if not runner.native:
-        return None  # MLflow's own predict_stream span is the request's trace
-    try:
-        return mlflow.start_span(name="predict_stream", span_type=SpanType.AGENT)
-    except Exception:
-        _logger.debug("could not start the request span", exc_info=True)
-        return None
+        return nullcontext(None)
+    return mlflow.start_span(name="predict_stream", span_type=SpanType.AGENT)
 
 
 def app_from_env() -> Starlette:

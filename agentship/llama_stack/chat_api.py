@@ -15,8 +15,7 @@ from agentship.errors import AgentRunError, BackendError
 from agentship.llama_stack.convert import ChatTranslator, add_usage, chat_messages, split_new_messages
 from agentship.llama_stack.runtime import Runtime
 from agentship.llama_stack.sessions import Conversation
-from agentship.openai_agents.convert import new_item_id
-from agentship.requests import completed_event, input_dicts
+from agentship.requests import completed_event, input_dicts, new_item_id
 from agentship.tracing import LLM, StepSpans
 
 

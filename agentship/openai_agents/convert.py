@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from uuid import uuid4
 
 from agents.items import (
     HandoffCallItem,
@@ -35,13 +34,9 @@ from mlflow.types.responses import (
     create_text_output_item,
 )
 
-from agentship.requests import content_text
+from agentship.requests import content_text, new_item_id
 
 _HOSTED_CALL_TYPES = {"file_search_call", "web_search_call", "computer_call"}
-
-
-def new_item_id(prefix: str) -> str:
-    return f"{prefix}_{uuid4().hex[:24]}"
 
 
 def _get(raw: Any, name: str, default: Any = None) -> Any:

@@ -98,3 +98,6 @@ def test_the_mode_is_logged_and_no_secret_is_anywhere(
     assert SERVE_SECRET not in log and LOG_SECRET not in log
     local = download_model(uri, tmp_path)
     assert files_containing(local, LOG_SECRET) == [] and files_containing(local, SERVE_SECRET) == []
+    # Everything the served model imports is pinned, so `mlflow models serve` can rebuild it.
+    pinned = {line.split("==")[0] for line in (local / "requirements.txt").read_text().split()}
+    assert {"mlflow", "openai-agents", "openai", "httpx", "pydantic", "pyyaml"} <= pinned
