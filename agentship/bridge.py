@@ -13,10 +13,12 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 _ITEM, _ERROR, _DONE = 0, 1, 2
+TASK_NAME = "agentship-bridged"
+"""The name of every task the bridge runs for a caller (a leak shows up under it)."""
 
 
 async def _pump[T](factory: Callable[[], AsyncIterator[T]], deliver: Callable[[int, object], None]) -> None:
@@ -57,7 +59,9 @@ class AsyncBridge:
         tasks: list[asyncio.Task[None]] = []
 
         def start() -> None:
-            task = self.loop.create_task(_pump(factory, lambda k, v: inbox.put((k, v))), context=context)
+            task = self.loop.create_task(
+                _pump(factory, lambda k, v: inbox.put((k, v))), context=context, name=TASK_NAME
+            )
             tasks.append(task)
 
         self.loop.call_soon_threadsafe(start)
@@ -73,7 +77,7 @@ class AsyncBridge:
             if not finished:
                 self.loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
 
-    async def aiterate[T](self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+    async def aiterate[T](self, factory: Callable[[], AsyncIterator[T]]) -> AsyncGenerator[T, None]:
         """Run ``factory()`` on this bridge's loop and yield its items on the *calling* loop.
 
         For async servers: the model's clients stay on the loop they were built on, and the
@@ -114,6 +118,15 @@ class AsyncBridge:
         future = asyncio.run_coroutine_threadsafe(coro_factory(), self.loop)
         return future.result()
 
+    async def atask_names(self) -> list[str]:
+        """The names of the tasks on the bridge's loop, awaited from another loop (a diagnostic)."""
+
+        async def names() -> list[str]:
+            me = asyncio.current_task()
+            return sorted(t.get_name() for t in asyncio.all_tasks() if t is not me)
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(names(), self.loop))
+
     def close(self) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -122,4 +135,4 @@ class AsyncBridge:
 
 async def _in_context(factory: Callable[[], Coroutine[Any, Any, None]], context: contextvars.Context) -> None:
     """Await ``factory()`` as a task that runs in ``context`` (the caller's context variables)."""
-    await asyncio.get_running_loop().create_task(factory(), context=context)
+    await asyncio.get_running_loop().create_task(factory(), context=context, name=TASK_NAME)

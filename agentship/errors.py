@@ -11,6 +11,10 @@ answers with the right HTTP status and a clear message instead of a traceback::
         ├── BackendUnavailableError it cannot be reached (503)
         ├── BackendTimeoutError     it did not answer in time (504)
         └── BackendStatusError      it answered with an error status (400 for its 4xx, else 503)
+
+A backend error's ``message`` is safe to show a client: it names no internal URL and carries no
+upstream body. What the operator needs (the endpoint, the upstream's own words) is in
+``detail``, which is logged where the error is raised and never sent to a client.
 """
 
 from __future__ import annotations
@@ -50,6 +54,10 @@ class AgentRunError(AgentError):
 class BackendError(AgentError):
     code = TEMPORARILY_UNAVAILABLE
 
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
 
 class BackendUnavailableError(BackendError):
     code = TEMPORARILY_UNAVAILABLE
@@ -60,10 +68,33 @@ class BackendTimeoutError(BackendError):
 
 
 class BackendStatusError(BackendError):
-    def __init__(self, message: str, status: int) -> None:
+    """The backend answered ``status``; ``retry_after`` is its Retry-After (seconds), if any."""
+
+    def __init__(
+        self, message: str, status: int, detail: str | None = None, retry_after: float | None = None
+    ) -> None:
         self.status = status
-        self.code = BAD_REQUEST if 400 <= status < 500 else TEMPORARILY_UNAVAILABLE
-        super().__init__(message)
+        self.retry_after = retry_after
+        self.code = BAD_REQUEST if status in _CLIENT_FAULTS else TEMPORARILY_UNAVAILABLE
+        super().__init__(message, detail)
+
+
+_CLIENT_FAULTS = frozenset({400, 404, 413, 422})
+"""Upstream statuses that mean the request itself was wrong (too long a conversation, say)."""
+
+
+def backend_status_message(status: int) -> str:
+    """The client-safe message for an upstream error status, by its class."""
+    if status in (401, 403):
+        return "the model backend refused the server's credentials; the operator must fix the key"
+    if status == 429:
+        return "the model backend is rate limiting this server; retry later"
+    if status in _CLIENT_FAULTS:
+        return (
+            f"the model backend rejected the request as invalid (HTTP {status}); "
+            "the conversation may be too long for the model, or an input is not supported"
+        )
+    return f"the model backend failed (HTTP {status})"
 
 
 def invalid_config(exc: ValidationError, what: str) -> ConfigError:

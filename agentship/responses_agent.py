@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
 from typing import Any, Protocol
 
 from mlflow.pyfunc import PythonModelContext, ResponsesAgent
@@ -25,8 +25,9 @@ from mlflow.types.responses import (
 
 from agentship.bridge import AsyncBridge
 from agentship.errors import AgentError
+from agentship.events import AgentEvent, Completed, ItemDone, reduce, to_mlflow
+from agentship.inputs import parse_request
 from agentship.log_time import in_offline_validation
-from agentship.requests import completed_event, parse_request, reduce_events
 
 _logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class AgentBackend(Protocol):
         """Connect, detect, create server-side resources: runs once, at load, on the loop."""
         ...
 
-    def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]: ...
+    def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]: ...
 
     async def aclose(self) -> None: ...
 
@@ -49,12 +50,12 @@ class _OfflineValidationBackend:
     def __init__(self, name: str) -> None:
         self._name = name
 
-    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
         item = create_text_output_item(
             f"{self._name} was logged without calling its backend.", "msg_log_time"
         )
-        yield {"type": "response.output_item.done", "output_index": 0, "item": item}
-        yield completed_event([item], None)
+        yield ItemDone(item)
+        yield Completed([item], None)
 
     async def start(self) -> None:
         return None
@@ -112,14 +113,14 @@ class AgentshipResponsesAgent(ResponsesAgent):
             self._bridge = None
 
     # -- the async core ----------------------------------------------------------------
-    async def astream(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Responses stream events for ``request``, as dicts, as they happen."""
+    async def astream(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncIterator[AgentEvent]:
+        """The run's :data:`~agentship.events.AgentEvent` stream for ``request``, as it happens."""
         if self._backend is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
         async for event in self._backend.stream(parse_request(request)):
             yield event
 
-    def aevents(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def aevents(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncGenerator[AgentEvent, None]:
         """:meth:`astream`, usable from any event loop (an async server's, say).
 
         The work runs on the model's own loop, where its clients live; the caller's loop only
@@ -129,20 +130,25 @@ class AgentshipResponsesAgent(ResponsesAgent):
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
         return self._bridge.aiterate(lambda: self.astream(request))
 
-    def _events(self, request: ResponsesAgentRequest) -> Generator[dict[str, Any], None, None]:
+    async def atask_names(self) -> list[str]:
+        """The tasks running on the model's loop, by name (for leak checks)."""
+        return [] if self._bridge is None else await self._bridge.atask_names()
+
+    def _events(self, request: ResponsesAgentRequest) -> Generator[AgentEvent, None, None]:
         if self._bridge is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
         yield from self._bridge.iterate(lambda: self.astream(request))
 
     # -- MLflow's sync interface -------------------------------------------------------
     def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:  # type: ignore[override]
-        return reduce_events(list(self._events(request)))
+        return reduce(self._events(request))
 
     def predict_stream(  # type: ignore[override]
         self, request: ResponsesAgentRequest
     ) -> Generator[ResponsesAgentStreamEvent, None, None]:
         for event in self._events(request):
-            yield ResponsesAgentStreamEvent(**event)
+            if (data := to_mlflow(event)) is not None:
+                yield ResponsesAgentStreamEvent(**data)
 
 
 # MLflow's __init_subclass__ wrapped the base class's own methods; validate in front of them.

@@ -10,7 +10,7 @@ from typing import Any
 import mlflow
 from mlflow.genai.agent_server import AgentServer, invoke, stream
 
-from agentship.requests import reduce_events
+from agentship.events import reduce, to_mlflow
 
 _agent = mlflow.pyfunc.load_model(os.environ["BENCH_MODEL_URI"]).get_raw_model()
 
@@ -18,13 +18,14 @@ _agent = mlflow.pyfunc.load_model(os.environ["BENCH_MODEL_URI"]).get_raw_model()
 @invoke()
 async def handle(request: dict[str, Any]) -> dict[str, Any]:
     events = [event async for event in _agent.aevents(request)]
-    return reduce_events(events).model_dump(exclude_none=True)
+    return reduce(events).model_dump(exclude_none=True)
 
 
 @stream()
 async def handle_stream(request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     async for event in _agent.aevents(request):
-        yield event
+        if (data := to_mlflow(event)) is not None:
+            yield data
 
 
 app = AgentServer("ResponsesAgent").app

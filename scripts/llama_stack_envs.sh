@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Installs real Llama Stack servers from PyPI, each in its own venv under .cache/ (reused while
-# this file is unchanged), for the Llama Stack test suite:
-#   .cache/llama-stack-0.2/  llama-stack 0.2.24 (Agents API on /v1)
-#   .cache/llama-stack-0.7/  llama-stack 0.7.3  (Responses + Conversations)
+# Installs real Llama Stack servers from PyPI, each in its own venv in a cache outside the clone
+# ($AGENTSHIP_CACHE, default ~/.cache/agentship; reused while the package list is unchanged):
+#   $AGENTSHIP_CACHE/llama-stack-0.2/  llama-stack 0.2.24 (Agents API on /v1)
+#   $AGENTSHIP_CACHE/llama-stack-0.7/  llama-stack 0.7.3  (Responses + Conversations)
 # Usage: scripts/llama_stack_envs.sh [0.2] [0.7]   (default: both). Prints nothing on reuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CACHE="${AGENTSHIP_CACHE:-$HOME/.cache/agentship}"
+mkdir -p "$CACHE"
 PY=$(bash scripts/find_python.sh)
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(0.2 0.7)
 
 install() {  # install VERSION PACKAGES...
   local v="$1"; shift
-  local dir=".cache/llama-stack-$v"
+  local dir="$CACHE/llama-stack-$v"
   local want
   want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then return 0; fi

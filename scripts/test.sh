@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/llama_stack_envs.sh   # real Llama Stack servers for tests/llama_stack (cached in .cache/)
+bash scripts/llama_stack_envs.sh   # real Llama Stack servers for tests/llama_stack (cached in ~/.cache/agentship)
+bash scripts/node_clients.sh > /dev/null   # openai-node and the Vercel AI SDK for tests/serving (same cache)
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .

@@ -1,5 +1,6 @@
-"""``python -m serving -m MODEL_URI -p PORT [--host HOST] [--workers N]``: serve any logged or
-registered ResponsesAgent (``models:/NAME/VERSION``, ``models:/NAME@alias``, ``runs:/…``)."""
+"""``python -m serving -m MODEL_URI [-p PORT] [-h HOST] [-w WORKERS] [-t TIMEOUT]``: serve any
+logged or registered ResponsesAgent (``models:/NAME/VERSION``, ``models:/NAME@alias``,
+``runs:/…``, or a model directory). The flags are those of ``mlflow models serve``."""
 
 from __future__ import annotations
 
@@ -11,27 +12,48 @@ import sys
 import uvicorn
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__, add_help=False)
+    parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("-m", "--model-uri", required=True)
     parser.add_argument("-p", "--port", type=int, default=8000)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("-h", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("-w", "--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "-t",
+        "--timeout",
+        "--request-timeout",
+        dest="timeout",
+        type=float,
+        help="seconds per request (default 300)",
+    )
     parser.add_argument("--max-concurrency", type=int, help="requests in flight per worker (default 256)")
-    parser.add_argument("--request-timeout", type=float, help="seconds per request (default 300)")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body (default 1 MiB)")
-    parser.add_argument("--graceful-shutdown-timeout", type=float, default=30.0)
+    parser.add_argument("--model-name", help="the model name /responses reports (default: the model URI)")
+    parser.add_argument(
+        "--graceful-shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, seconds to let requests in flight finish (default 30)",
+    )
     parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # The settings travel to every worker through the environment.
     os.environ["SERVING_MODEL_URI"] = args.model_uri
+    drain = max(0.0, args.graceful_shutdown_timeout - 3.0)  # streams end before uvicorn gives up
     for name, value in (
         ("SERVING_MAX_CONCURRENCY", args.max_concurrency),
-        ("SERVING_REQUEST_TIMEOUT_S", args.request_timeout),
+        ("SERVING_REQUEST_TIMEOUT_S", args.timeout),
         ("SERVING_MAX_BODY_BYTES", args.max_body_bytes),
+        ("SERVING_MODEL_NAME", args.model_name),
+        ("SERVING_DRAIN_TIMEOUT_S", drain),
     ):
         if value is not None:
             os.environ[name] = str(value)

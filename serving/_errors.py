@@ -1,18 +1,37 @@
-"""Exceptions to HTTP answers in the OpenAI error shape: ``{"error": {"type", "message", "code"}}``.
+"""Exceptions to HTTP answers in the OpenAI error shape.
 
-Never a traceback: unknown failures are logged here and answered with a generic message.
+``{"error": {"message": str, "type": str, "param": str | null, "code": str | null}}``, as
+api.openai.com sends it. Never a traceback, never an internal URL or an upstream body: backend
+errors carry a client-safe ``message`` (their ``detail`` was logged where they were raised), and
+unknown failures are logged here and answered with a generic message.
+
+Upstream failures, by class:
+
+=========================  ======  ==========================
+the model backend ...      status  ``error.code``
+=========================  ======  ==========================
+rejected our credentials   502     ``upstream_auth_failed``
+rate limited us (429)      503     ``upstream_rate_limited`` (+ ``Retry-After``)
+rejected the request (4xx) 400     ``upstream_rejected_request``
+failed (5xx, malformed)    502     ``upstream_error``
+is unreachable             503     ``upstream_unavailable``
+did not answer in time     504     ``upstream_timeout``
+=========================  ======  ==========================
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 
 from agentship.errors import (
     AgentRunError,
     BackendError,
+    BackendStatusError,
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
@@ -22,32 +41,64 @@ from agentship.errors import (
 _logger = logging.getLogger("serving")
 
 
-@dataclass(frozen=True)
-class HttpError:
+@dataclass
+class HttpError(Exception):
+    """An HTTP error answer: status, OpenAI error ``type``, safe message and optional code."""
+
     status: int
     type: str
     message: str
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
-    def body(self) -> dict[str, dict[str, str | int]]:
-        return {"error": {"type": self.type, "message": self.message, "code": self.status}}
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-def classify(exc: BaseException) -> HttpError:
+def invalid(message: str, param: str | None = None, code: str | None = None) -> HttpError:
+    return HttpError(400, "invalid_request_error", message, code=code, param=param)
+
+
+def _status_error(exc: BackendStatusError, retry_after_s: int) -> HttpError:
+    status = exc.status
+    if status in (401, 403):
+        return HttpError(502, "upstream_error", exc.message, code="upstream_auth_failed")
+    if status == 429:
+        wait = math.ceil(exc.retry_after) if exc.retry_after else retry_after_s
+        return HttpError(
+            503,
+            "upstream_error",
+            exc.message,
+            code="upstream_rate_limited",
+            headers={"Retry-After": str(wait)},
+        )
+    if 400 <= status < 500:
+        return HttpError(400, "invalid_request_error", exc.message, code="upstream_rejected_request")
+    return HttpError(502, "upstream_error", exc.message, code="upstream_error")
+
+
+def classify(exc: BaseException, retry_after_s: int = 1) -> HttpError:
     """The status, error type and safe message for an exception raised while serving."""
+    if isinstance(exc, HttpError):
+        return exc
     if isinstance(exc, InvalidRequestError):
-        return HttpError(400, "invalid_request_error", exc.message)
-    if isinstance(exc, BackendTimeoutError | TimeoutError):
-        message = exc.message if isinstance(exc, BackendTimeoutError) else "the request timed out"
-        return HttpError(504, "timeout", message)
+        return invalid(exc.message)
+    if isinstance(exc, TimeoutError):
+        return HttpError(504, "timeout", "the request did not finish within the server's timeout", "timeout")
+    if isinstance(exc, BackendTimeoutError):
+        return HttpError(504, "upstream_error", exc.message, code="upstream_timeout")
     if isinstance(exc, BackendUnavailableError):
-        return HttpError(503, "upstream_unavailable", exc.message)
+        return HttpError(503, "upstream_error", exc.message, code="upstream_unavailable")
+    if isinstance(exc, BackendStatusError):
+        return _status_error(exc, retry_after_s)
     if isinstance(exc, BackendError):
-        return HttpError(502, "upstream_error", exc.message)
+        return HttpError(502, "upstream_error", exc.message, code="upstream_error")
     if isinstance(exc, AgentRunError):
-        return HttpError(500, "agent_error", exc.message)
+        return HttpError(500, "server_error", exc.message, code="agent_error")
     if isinstance(exc, ConfigError):
-        return HttpError(500, "configuration_error", exc.message)
+        return HttpError(500, "server_error", exc.message, code="configuration_error")
     if isinstance(exc, MlflowException) and exc.get_http_status_code() == 400:
-        return HttpError(400, "invalid_request_error", exc.message)
+        return invalid(exc.message)
     _logger.error("unexpected error while serving a request", exc_info=exc)
-    return HttpError(500, "internal_error", "internal error; see the server log")
+    return HttpError(500, "server_error", "internal error; see the server log", code="internal_error")

@@ -1,8 +1,10 @@
 """Runs any loaded ResponsesAgent as an async stream of events, without blocking the loop.
 
-The package's own agents stream natively (their async core, on their own loop). Any other
-ResponsesAgent runs its sync ``predict_stream`` on a worker thread, handing each event over
-as it is produced.
+* The package's own agents stream natively: their async core runs on their own loop, and
+  the server's loop awaits the events.
+* Any other ResponsesAgent runs its sync ``predict_stream`` on a worker thread, handing each
+  event over as it is produced; one that implements only ``predict`` is run through
+  ``predict``, its answer replayed as the events a stream of it would have had.
 """
 
 from __future__ import annotations
@@ -11,16 +13,23 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import mlflow
-from mlflow.types.responses import ResponsesAgentRequest
+from mlflow.pyfunc import ResponsesAgent
+from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
+from agentship.events import AgentEvent, from_mlflow, from_response
 from agentship.responses_agent import AgentshipResponsesAgent
 
 _logger = logging.getLogger("serving")
+
+
+def _streams(agent: Any) -> bool:
+    """Whether the agent overrides ``predict_stream`` (MLflow's own raises NotImplementedError)."""
+    return type(agent).predict_stream is not ResponsesAgent.predict_stream
 
 
 class ModelRunner:
@@ -28,10 +37,11 @@ class ModelRunner:
         self.model_uri = model_uri
         self.pyfunc = mlflow.pyfunc.load_model(model_uri)
         raw = self.pyfunc.get_raw_model() if hasattr(self.pyfunc, "get_raw_model") else None
-        if raw is None or not hasattr(raw, "predict_stream"):
+        if not isinstance(raw, ResponsesAgent):
             raise TypeError(f"{model_uri} is not a ResponsesAgent model")
         self.agent: Any = raw
         self.native = isinstance(raw, AgentshipResponsesAgent)
+        self.streams = self.native or _streams(raw)
         self._threads = None if self.native else ThreadPoolExecutor(max_threads, thread_name_prefix="predict")
 
     def agent_summary(self) -> dict[str, Any]:
@@ -46,14 +56,27 @@ class ModelRunner:
 
     @property
     def kind(self) -> str:
-        return "native-async" if self.native else "threaded"
+        if self.native:
+            return "native-async"
+        return "threaded" if self.streams else "threaded-predict"
 
-    def events(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+    def events(self, request: ResponsesAgentRequest) -> AsyncGenerator[AgentEvent, None]:
         if self.native:
             return self.agent.aevents(request)  # type: ignore[no-any-return]
+        if not self.streams:
+            return self._predicted(request)
         return self._threaded(request)
 
-    async def _threaded(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+    async def _predicted(self, request: ResponsesAgentRequest) -> AsyncGenerator[AgentEvent, None]:
+        assert self._threads is not None
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        answer = await loop.run_in_executor(self._threads, context.run, self.agent.predict, request)
+        response = answer if isinstance(answer, ResponsesAgentResponse) else ResponsesAgentResponse(**answer)
+        for event in from_response(response):
+            yield event
+
+    async def _threaded(self, request: ResponsesAgentRequest) -> AsyncGenerator[AgentEvent, None]:
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -62,13 +85,12 @@ class ModelRunner:
         def produce() -> None:
             stream: Iterator[Any] = self.agent.predict_stream(request)
             try:
-                for event in stream:
+                for raw in stream:
                     if stop.is_set():
                         break
-                    data = (
-                        event.model_dump(exclude_none=True) if hasattr(event, "model_dump") else dict(event)
-                    )
-                    loop.call_soon_threadsafe(inbox.put_nowait, ("item", data))
+                    data = raw.model_dump(exclude_none=True) if hasattr(raw, "model_dump") else dict(raw)
+                    if (event := from_mlflow(data)) is not None:
+                        loop.call_soon_threadsafe(inbox.put_nowait, ("item", event))
             except BaseException as exc:  # noqa: BLE001 - handed to the loop
                 loop.call_soon_threadsafe(inbox.put_nowait, ("error", exc))
             else:
@@ -91,6 +113,10 @@ class ModelRunner:
                     return
         finally:
             stop.set()
+
+    async def agent_tasks(self) -> list[str]:
+        """The tasks on the agent's own loop, by name (native agents; for leak checks)."""
+        return await self.agent.atask_names() if self.native else []  # type: ignore[no-any-return]
 
     def close(self) -> None:
         close = getattr(self.agent, "close", None)

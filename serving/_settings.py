@@ -17,6 +17,9 @@ class ServerSettings:
     max_body_bytes: int = 1_048_576
     """Largest request body accepted (413 beyond it)."""
     retry_after_s: int = 1
+    """Retry-After (seconds) sent with a 429."""
+    drain_timeout_s: float = 25.0
+    """On SIGTERM, how long open streams may run to their end before they are cut."""
     model_name: str | None = None
     """Name reported as ``model`` in /responses answers (default: the model URI)."""
 

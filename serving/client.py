@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx
 
-from agentship.requests import reduce_events
+from agentship.events import reduce_mlflow
 from serving._exchange_log import Exchange, ExchangeLogger
 
 
@@ -78,7 +78,7 @@ class _Client:
                 raise RuntimeError(f"{event.get('code')}: {event.get('message')}")
             events.append(event)
             yield event
-        self._finish(question, reduce_events(events).model_dump(exclude_none=True), started)
+        self._finish(question, reduce_mlflow(events).model_dump(exclude_none=True), started)
 
     def ask(self, question: str) -> dict[str, Any]:
         started = time.monotonic()

@@ -15,10 +15,11 @@ from typing import Any
 from mlflow.types.responses import ResponsesAgentRequest
 
 from agentship.errors import AgentRunError, BackendError, BackendStatusError, ConfigError
+from agentship.events import AgentEvent, Completed
+from agentship.inputs import input_dicts
 from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messages, split_new_messages
 from agentship.llama_stack.runtime import Runtime
 from agentship.llama_stack.sessions import Conversation
-from agentship.requests import completed_event, input_dicts
 from agentship.tracing import LLM, TOOL, StepSpans
 
 _logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class AgentsApiMode:
 
     async def stream(
         self, request: ResponsesAgentRequest, conversation: Conversation | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[AgentEvent]:
         earlier, new = split_new_messages(input_dicts(request))
         if conversation is None:
             session_id = await self._new_session(f"request-{uuid.uuid4().hex[:12]}")
@@ -113,7 +114,7 @@ class AgentsApiMode:
             if conversation is None:
                 await self._delete_session(session_id)
 
-    async def _turn(self, session_id: str, messages: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    async def _turn(self, session_id: str, messages: list[dict[str, Any]]) -> AsyncIterator[AgentEvent]:
         translator = AgentTurnTranslator(set(self.rt.tools))
         spans = StepSpans()
         base = f"{self.prefix}/agents/{self.agent_id}/session/{session_id}/turn"
@@ -125,7 +126,7 @@ class AgentsApiMode:
                     if payload.get("error"):
                         error = payload["error"]
                         detail = error.get("message", error) if isinstance(error, dict) else error
-                        raise BackendError(f"Llama Stack turn failed: {detail}")
+                        raise BackendError("the Llama Stack turn failed", str(detail))
                     self._trace(spans, event, set(self.rt.tools))
                     for out in translator.feed(event):
                         yield out
@@ -154,7 +155,7 @@ class AgentsApiMode:
         except BaseException:
             spans.close_all("the turn failed")
             raise
-        yield completed_event(translator.output_items, None)
+        yield Completed(translator.output_items, None)
 
     @staticmethod
     def _trace(spans: StepSpans, event: dict[str, Any], client_tools: set[str]) -> None:

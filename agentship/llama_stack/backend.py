@@ -8,7 +8,8 @@ from typing import Any
 
 from mlflow.types.responses import ResponsesAgentRequest
 
-from agentship.errors import AgentError
+from agentship.errors import AgentError, BackendError, BackendStatusError
+from agentship.events import AgentEvent, with_custom_outputs
 from agentship.llama_stack.agents_api import AgentsApiMode
 from agentship.llama_stack.chat_api import ChatCompletionsMode
 from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
@@ -44,6 +45,10 @@ class LlamaStackBackend:
         try:
             detected = await detect(http, self.config.api_mode)
             model = await resolve_model(http, self.env.model or self.config.model)
+        except BackendError as exc:
+            await http.aclose()
+            # At load the operator is the reader: name the server and what it said.
+            raise _for_operator(exc) from exc
         except BaseException:
             await http.aclose()
             raise
@@ -64,7 +69,7 @@ class LlamaStackBackend:
             mode.name, self.env.base_url, detected.version or "unknown", model,
         )  # fmt: skip
 
-    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
         if self._mode is None or self._runtime is None:
             raise AgentError("the Llama Stack backend is not started")
         mode, cache = self._mode, self._runtime.conversations
@@ -72,7 +77,7 @@ class LlamaStackBackend:
         extra: dict[str, Any] = {"llama_stack_mode": mode.name}
         if not conversation_id:
             async for event in mode.stream(request, None):
-                yield _with_outputs(event, extra)
+                yield with_custom_outputs(event, extra)
             return
         conversation, evicted = cache.get_or_create(conversation_id)
         for old in evicted:
@@ -81,7 +86,7 @@ class LlamaStackBackend:
             async for event in mode.stream(request, conversation):
                 if conversation.server_id:
                     extra["llama_stack_conversation"] = conversation.server_id
-                yield _with_outputs(event, extra)
+                yield with_custom_outputs(event, extra)
 
     async def aclose(self) -> None:
         if self._mode is None or self._runtime is None:
@@ -92,7 +97,9 @@ class LlamaStackBackend:
         await self._runtime.http.aclose()
 
 
-def _with_outputs(event: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    if event.get("type") == "response.completed":
-        return {**event, "custom_outputs": {**(event.get("custom_outputs") or {}), **extra}}
-    return event
+def _for_operator(exc: BackendError) -> BackendError:
+    """A load-time error that names the server and what it said (the operator reads it)."""
+    message = f"{exc.message}: {exc.detail}" if exc.detail else exc.message
+    if isinstance(exc, BackendStatusError):
+        return BackendStatusError(message, exc.status, exc.detail, exc.retry_after)
+    return type(exc)(message, exc.detail)

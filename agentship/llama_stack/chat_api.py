@@ -12,10 +12,11 @@ from typing import Any
 from mlflow.types.responses import ResponsesAgentRequest, create_function_call_output_item
 
 from agentship.errors import AgentRunError, BackendError
+from agentship.events import AgentEvent, Completed, ItemDone
+from agentship.inputs import input_dicts, new_item_id
 from agentship.llama_stack.convert import ChatTranslator, add_usage, chat_messages, split_new_messages
 from agentship.llama_stack.runtime import Runtime
 from agentship.llama_stack.sessions import Conversation
-from agentship.requests import completed_event, input_dicts, new_item_id
 from agentship.tracing import LLM, StepSpans
 
 
@@ -33,7 +34,7 @@ class ChatCompletionsMode:
 
     async def stream(
         self, request: ResponsesAgentRequest, conversation: Conversation | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[AgentEvent]:
         items = input_dicts(request)
         if conversation is not None and conversation.history:
             messages = conversation.history + chat_messages("", split_new_messages(items)[1])
@@ -62,12 +63,12 @@ class ChatCompletionsMode:
                         for out in translator.feed(chunk):
                             yield out
                 except ValueError as exc:
-                    raise BackendError(f"the model server's stream failed: {exc}") from exc
+                    raise BackendError("the model server's stream failed", str(exc)) from exc
                 done, calls = translator.finish()
-                spans.end(f"llm:{round_index}", [e["item"] for e in done], translator.usage)
+                spans.end(f"llm:{round_index}", [e.item for e in done], translator.usage)
                 usage = add_usage(usage, translator.usage)
                 for event in done:
-                    outputs.append(event["item"])
+                    outputs.append(event.item)
                     yield event
                 assistant: dict[str, Any] = {"role": "assistant", "content": translator.text or None}
                 if calls:
@@ -88,7 +89,7 @@ class ChatCompletionsMode:
                     )
                     item = create_function_call_output_item(call["id"], output)
                     outputs.append(item)
-                    yield {"type": "response.output_item.done", "item": item}
+                    yield ItemDone(item)
                     messages.append({"role": "tool", "tool_call_id": call["id"], "content": output})
             else:
                 raise AgentRunError(
@@ -99,7 +100,7 @@ class ChatCompletionsMode:
             raise
         if conversation is not None:
             conversation.history = messages
-        yield completed_event(outputs, usage)
+        yield Completed(outputs, usage)
 
     async def aclose(self) -> None:
         return None

@@ -1,9 +1,9 @@
 """Pure conversions for the Llama Stack backend: no I/O here.
 
 * history helpers: which input items are new, and how earlier turns are carried;
-* :class:`AgentTurnTranslator`: Agents API turn events → Responses stream events;
-* :class:`ResponsesTranslator`: a server's Responses stream → our Responses stream events;
-* :class:`ChatTranslator`: Chat Completions chunks → Responses stream events.
+* :class:`AgentTurnTranslator`: Agents API turn events → the package's events;
+* :class:`ResponsesTranslator`: a server's Responses stream → the package's events;
+* :class:`ChatTranslator`: Chat Completions chunks → the package's events.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from mlflow.types.responses import (
     create_function_call_item,
     create_function_call_output_item,
     create_reasoning_item,
-    create_text_delta,
     create_text_output_item,
 )
 
-from agentship.requests import content_text
+from agentship.events import AgentEvent, ItemDone, TextDelta
+from agentship.inputs import content_text
 
 _NEW_TURN_ROLES = {"user", "system", "developer"}
 
@@ -122,8 +122,8 @@ def responses_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _done(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "response.output_item.done", "item": item}
+def _done(item: dict[str, Any]) -> ItemDone:
+    return ItemDone(item)
 
 
 def _arguments(call: dict[str, Any]) -> str:
@@ -143,16 +143,16 @@ class AgentTurnTranslator:
         self._answered: set[str] = set()
         self.tool_names: dict[str, str] = {}
 
-    def _emit(self, item: dict[str, Any]) -> dict[str, Any]:
+    def _emit(self, item: dict[str, Any]) -> ItemDone:
         self.output_items.append(item)
         return _done(item)
 
-    def feed(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, payload: dict[str, Any]) -> list[AgentEvent]:
         kind = payload.get("event_type")
         if kind == "step_progress" and payload.get("step_type") == "inference":
             delta = payload.get("delta") or {}
             if delta.get("type") == "text" and delta.get("text"):
-                return [create_text_delta(delta["text"], f"msg_{payload.get('step_id')}")]
+                return [TextDelta(f"msg_{payload.get('step_id')}", delta["text"])]
             return []
         if kind == "step_complete":
             details = payload.get("step_details") or {}
@@ -168,8 +168,8 @@ class AgentTurnTranslator:
             self.awaiting_input = kind == "turn_awaiting_input"
         return []
 
-    def _inference_done(self, step_id: str, message: dict[str, Any]) -> list[dict[str, Any]]:
-        events = []
+    def _inference_done(self, step_id: str, message: dict[str, Any]) -> list[AgentEvent]:
+        events: list[AgentEvent] = []
         text = content_text(message.get("content"))
         if text:
             events.append(self._emit(create_text_output_item(text, f"msg_{step_id}")))
@@ -184,14 +184,14 @@ class AgentTurnTranslator:
                 self.pending_calls.append({"call_id": call_id, "name": name, "arguments": _arguments(call)})
         return events
 
-    def _tool_results(self, responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _tool_results(self, responses: list[dict[str, Any]]) -> list[AgentEvent]:
         return [
             e
             for r in responses
             if (e := self.tool_result(str(r.get("call_id")), content_text(r.get("content"))))
         ]
 
-    def tool_result(self, call_id: str, output: str) -> dict[str, Any] | None:
+    def tool_result(self, call_id: str, output: str) -> ItemDone | None:
         """The output item for a tool call, once per call id (the server echoes client tools)."""
         if call_id in self._answered:
             return None
@@ -229,10 +229,10 @@ class ResponsesTranslator:
         self.usage: dict[str, Any] | None = None
         self.response_id: str | None = None
 
-    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, event: dict[str, Any]) -> list[AgentEvent]:
         kind = event.get("type")
         if kind == "response.output_text.delta" and event.get("delta"):
-            return [create_text_delta(event["delta"], str(event.get("item_id")))]
+            return [TextDelta(str(event.get("item_id")), event["delta"])]
         if kind == "response.output_item.done":
             raw = event.get("item") or {}
             item = _responses_item(raw)
@@ -261,7 +261,7 @@ class ChatTranslator:
         self.calls: dict[int, dict[str, str]] = {}
         self.usage: dict[str, Any] | None = None
 
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, chunk: dict[str, Any]) -> list[AgentEvent]:
         if chunk.get("error"):
             error = chunk["error"]
             raise ValueError(str(error.get("message") if isinstance(error, dict) else error))
@@ -272,12 +272,12 @@ class ChatTranslator:
                 "output_tokens": int(u.get("completion_tokens") or 0),
                 "total_tokens": int(u.get("total_tokens") or 0),
             }
-        events = []
+        events: list[AgentEvent] = []
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 self.text += delta["content"]
-                events.append(create_text_delta(delta["content"], self._message_id))
+                events.append(TextDelta(self._message_id, delta["content"]))
             for call in delta.get("tool_calls") or []:
                 slot = self.calls.setdefault(
                     int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""}
@@ -288,7 +288,7 @@ class ChatTranslator:
                 slot["arguments"] += function.get("arguments") or ""
         return events
 
-    def finish(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def finish(self) -> tuple[list[ItemDone], list[dict[str, Any]]]:
         """(done events, function calls) once the stream has ended."""
         items = []
         if self.text:

@@ -20,6 +20,7 @@ from agentship.errors import (
     BackendStatusError,
     BackendTimeoutError,
     BackendUnavailableError,
+    backend_status_message,
 )
 
 _logger = logging.getLogger(__name__)
@@ -55,9 +56,9 @@ def parse_sse_data(line: str) -> dict[str, Any] | None:
     try:
         parsed = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise BackendError(f"malformed event in the server's stream: {data[:200]!r}") from exc
+        raise BackendError("malformed event in the server's stream", repr(data[:200])) from exc
     if not isinstance(parsed, dict):
-        raise BackendError(f"malformed event in the server's stream: {data[:200]!r}")
+        raise BackendError("malformed event in the server's stream", repr(data[:200]))
     return parsed
 
 
@@ -77,12 +78,19 @@ class ServerHTTP:
         self._timeout_s = timeout_s
 
     def _error(self, exc: Exception, path: str) -> Exception:
-        where = f"Llama Stack server {self.base_url}"
+        """A client-safe error; what the operator needs goes to the log and ``detail``."""
+        where = f"Llama Stack server {self.base_url}{path}"
+        error: BackendError
         if isinstance(exc, httpx.TimeoutException):
-            return BackendTimeoutError(f"{where} did not answer {path} within {self._timeout_s:g}s")
-        if isinstance(exc, httpx.TransportError):
-            return BackendUnavailableError(f"{where} is unreachable: {exc}")
-        return exc
+            error = BackendTimeoutError(
+                f"the Llama Stack server did not answer within {self._timeout_s:g}s", f"{where}: {exc!r}"
+            )
+        elif isinstance(exc, httpx.TransportError):
+            error = BackendUnavailableError("the Llama Stack server is unreachable", f"{where}: {exc!r}")
+        else:
+            return exc
+        _logger.warning("%s (%s)", error.message, error.detail)
+        return error
 
     async def _send(self, method: str, path: str, body: Any, stream: bool) -> httpx.Response:
         """Send with bounded retries on connection failures and 429/5xx; map failures."""
@@ -101,13 +109,19 @@ class ServerHTTP:
                     await response.aread()
                     await response.aclose()
                 if response.status_code not in _RETRY_STATUSES or attempt >= self._max_retries:
-                    raise BackendStatusError(
-                        f"Llama Stack server answered HTTP {response.status_code} to {method} {path}: "
-                        f"{_detail(response)}",
-                        response.status_code,
-                    )
+                    raise self._status_error(method, path, response)
             attempt += 1
             await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
+
+    def _status_error(self, method: str, path: str, response: httpx.Response) -> BackendStatusError:
+        status = response.status_code
+        detail = f"HTTP {status} to {method} {self.base_url}{path}: {_detail(response)}"
+        _logger.warning("Llama Stack server error: %s", detail)
+        try:
+            retry_after: float | None = float(response.headers.get("retry-after", ""))
+        except ValueError:
+            retry_after = None
+        return BackendStatusError(backend_status_message(status), status, detail, retry_after)
 
     async def get(self, path: str) -> Any:
         return (await self._send("GET", path, None, stream=False)).json()

@@ -12,10 +12,11 @@ from typing import Any
 from mlflow.types.responses import ResponsesAgentRequest, create_function_call_output_item
 
 from agentship.errors import AgentRunError, BackendError
+from agentship.events import AgentEvent, Completed, ItemDone
+from agentship.inputs import input_dicts
 from agentship.llama_stack.convert import ResponsesTranslator, add_usage, responses_input, split_new_messages
 from agentship.llama_stack.runtime import Runtime
 from agentship.llama_stack.sessions import Conversation
-from agentship.requests import completed_event, input_dicts
 from agentship.tracing import LLM, TOOL, StepSpans
 
 
@@ -39,7 +40,7 @@ class ResponsesApiMode:
 
     async def stream(
         self, request: ResponsesAgentRequest, conversation: Conversation | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[AgentEvent]:
         items = input_dicts(request)
         body: dict[str, Any] = {
             "model": self.rt.model,
@@ -71,7 +72,7 @@ class ResponsesApiMode:
                         for out in translator.feed(event):
                             yield out
                 except ValueError as exc:
-                    raise BackendError(f"Llama Stack response failed: {exc}") from exc
+                    raise BackendError("the Llama Stack response failed", str(exc)) from exc
                 spans.end(f"llm:{round_index}", translator.output_items, translator.usage)
                 self._trace_retrieval(spans, translator.output_items)
                 outputs += translator.output_items
@@ -86,7 +87,7 @@ class ResponsesApiMode:
                     )
                     item = create_function_call_output_item(call["call_id"], output)
                     outputs.append(item)
-                    yield {"type": "response.output_item.done", "item": item}
+                    yield ItemDone(item)
                     turn_input.append(
                         {"type": "function_call_output", "call_id": call["call_id"], "output": output}
                     )
@@ -99,7 +100,7 @@ class ResponsesApiMode:
         except BaseException:
             spans.close_all("the request failed")
             raise
-        yield completed_event(outputs, usage)
+        yield Completed(outputs, usage)
 
     def _sampling(self) -> dict[str, Any]:
         sampling = self.rt.sampling()

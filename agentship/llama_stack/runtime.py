@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from mlflow.types.responses import ResponsesAgentRequest
 
+from agentship.events import AgentEvent
 from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
 from agentship.llama_stack.http import ServerHTTP
 from agentship.llama_stack.sessions import Conversation, ConversationCache
@@ -46,7 +47,7 @@ class Mode(Protocol):
 
     def stream(
         self, request: ResponsesAgentRequest, conversation: Conversation | None
-    ) -> AsyncIterator[dict[str, Any]]: ...
+    ) -> AsyncIterator[AgentEvent]: ...
 
     async def forget(self, conversation: Conversation) -> None: ...
 

@@ -37,11 +37,13 @@ from agentship.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
+    backend_status_message,
 )
+from agentship.events import AgentEvent, Completed
 from agentship.imports import import_object
+from agentship.inputs import input_dicts
 from agentship.openai_agents.config import OpenAIAgentsConfig, SubAgentConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
-from agentship.requests import completed_event, input_dicts
 
 _logger = logging.getLogger(__name__)
 
@@ -82,6 +84,13 @@ def build_agent(config: SubAgentConfig, model_for: Any, default_model: str) -> A
         tools=[load_tool(ref) for ref in config.tools],
         handoffs=[build_agent(sub, model_for, model_name) for sub in config.handoffs],
     )
+
+
+def _retry_after(response: Any) -> float | None:
+    try:
+        return float(response.headers.get("retry-after", ""))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _error_message(exc: openai.APIStatusError) -> str:
@@ -150,7 +159,7 @@ class OpenAIAgentsBackend:
     async def start(self) -> None:
         """Nothing to do: the OpenAI client connects on first use."""
 
-    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
         context = AgentRunContext(
             custom_inputs=dict(request.custom_inputs or {}),
             conversation_id=request.context.conversation_id if request.context else None,
@@ -172,25 +181,38 @@ class OpenAIAgentsBackend:
             result.cancel()
             raise self._map_error(exc) from exc
         custom_outputs = {**context.custom_outputs, "last_agent": result.last_agent.name}
-        usage = usage_to_responses(result.context_wrapper.usage)
-        yield completed_event(translator.output_items, usage, custom_outputs)
+        usage = result.context_wrapper.usage
+        # A backend that reports no usage (llama.cpp's streams, say) gives None, not made-up zeros.
+        reported = usage_to_responses(usage) if usage.total_tokens else None
+        yield Completed(translator.output_items, reported, custom_outputs)
 
     def _map_error(self, exc: BaseException) -> BaseException:
+        """The package error for a failed run: a client-safe message, the detail logged here."""
         if isinstance(exc, (AgentError, asyncio.CancelledError, GeneratorExit)):
             return exc
-        where = f"model backend {self.endpoint}"
+        mapped = self._classify(exc)
+        if isinstance(mapped, BackendError):
+            _logger.warning("%s (%s): %s", mapped.message, self.endpoint, mapped.detail)
+        return mapped
+
+    def _classify(self, exc: BaseException) -> BaseException:
         if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeoutError(f"{where} did not answer within {self.config.request_timeout_s:g}s")
+            return BackendTimeoutError(
+                f"the model backend did not answer within {self.config.request_timeout_s:g}s", str(exc)
+            )
         if isinstance(exc, openai.APIConnectionError):
-            return BackendUnavailableError(f"{where} is unreachable: {exc.__cause__ or exc}")
+            return BackendUnavailableError("the model backend is unreachable", str(exc.__cause__ or exc))
         if isinstance(exc, openai.APIStatusError):
             return BackendStatusError(
-                f"{where} answered HTTP {exc.status_code}: {_error_message(exc)}", exc.status_code
+                backend_status_message(exc.status_code),
+                exc.status_code,
+                detail=f"HTTP {exc.status_code}: {_error_message(exc)}",
+                retry_after=_retry_after(exc.response),
             )
         if isinstance(exc, MaxTurnsExceeded):
             return AgentRunError(f"the agent did not finish within max_turns={self.config.max_turns}")
         if isinstance(exc, (ModelBehaviorError, ValueError, openai.APIError)):
-            return BackendError(f"{where} sent a malformed response: {exc}")
+            return BackendError("the model backend sent a malformed response", str(exc))
         if isinstance(exc, AgentsException):
             return AgentRunError(f"the agent run failed: {exc}")
         return exc

@@ -3,15 +3,16 @@
 * :func:`to_run_input` turns the whole Responses request input into the SDK's run input.
 * :func:`run_item_to_output_item` turns one ``RunResult.new_items`` entry into an output item,
   built with MLflow's item builders.
-* :class:`StreamTranslator` turns the SDK's stream events into Responses stream events: text
-  deltas that share their item's id, and one ``response.output_item.done`` per item.
+* :class:`StreamTranslator` turns the SDK's stream events into the package's events: items
+  announced in the model's order, text and reasoning deltas that share their item's id, and
+  one :class:`~agentship.events.ItemDone` per item.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from agents.items import (
     HandoffCallItem,
@@ -30,11 +31,11 @@ from mlflow.types.responses import (
     create_function_call_item,
     create_function_call_output_item,
     create_reasoning_item,
-    create_text_delta,
     create_text_output_item,
 )
 
-from agentship.requests import content_text, new_item_id
+from agentship.events import AgentEvent, ItemAdded, ItemDone, ReasoningDelta, TextDelta
+from agentship.inputs import content_text, new_item_id
 
 _HOSTED_CALL_TYPES = {"file_search_call", "web_search_call", "computer_call"}
 
@@ -137,40 +138,57 @@ def run_item_to_output_item(item: RunItem, item_id: str | None = None) -> dict[s
 
 
 class StreamTranslator:
-    """Turns SDK stream events into Responses stream events (dicts). Pure, one per run."""
+    """Turns SDK stream events into :data:`~agentship.events.AgentEvent` values. Pure, one per run.
+
+    Items are announced (:class:`ItemAdded`) when the model starts them, so their order is the
+    model's even though the SDK hands over finished items only after the model call ends.
+    Message and reasoning ids are ours: the SDK's may be a placeholder shared by every item.
+    """
 
     def __init__(self, id_factory: Callable[[str], str] = new_item_id) -> None:
         self._new_id = id_factory
-        self._message_ids: dict[str, str] = {}
+        self._ids: dict[tuple[str, str], str] = {}  # (kind, SDK item id) -> our item id
         self.output_items: list[dict[str, Any]] = []
 
-    def feed(self, event: StreamEvent) -> list[dict[str, Any]]:
-        if isinstance(event, RawResponsesStreamEvent):
-            data = event.data
-            if data.type == "response.created":
-                self._message_ids.clear()
-            elif data.type == "response.output_text.delta":
-                our_id = self._message_ids.get(data.item_id)
-                if our_id is None:
-                    our_id = self._message_ids[data.item_id] = self._new_id("msg")
-                return [create_text_delta(data.delta, our_id)]
+    def _announce(self, kind: Literal["message", "reasoning"], sdk_id: str) -> list[AgentEvent]:
+        if (kind, sdk_id) in self._ids:
             return []
+        our_id = self._ids[(kind, sdk_id)] = self._new_id("msg" if kind == "message" else "rs")
+        return [ItemAdded(our_id, kind)]
+
+    def _raw(self, data: Any) -> list[AgentEvent]:
+        kind = data.type
+        if kind == "response.created":
+            self._ids.clear()
+        elif kind == "response.output_item.added" and data.item.type in ("message", "reasoning"):
+            return self._announce(data.item.type, str(data.item.id))
+        elif kind == "response.output_text.delta":
+            out = self._announce("message", data.item_id)
+            return [*out, TextDelta(self._ids[("message", data.item_id)], data.delta)]
+        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            out = self._announce("reasoning", data.item_id)
+            return [*out, ReasoningDelta(self._ids[("reasoning", data.item_id)], data.delta)]
+        return []
+
+    def _our_id(self, item: RunItem) -> str | None:
+        if isinstance(item, MessageOutputItem):
+            kind = "message"
+        elif isinstance(item, ReasoningItem):
+            kind = "reasoning"
+        else:
+            return None
+        sdk_id = str(_get(item.raw_item, "id"))
+        return self._ids.pop((kind, sdk_id), None) or self._new_id("msg" if kind == "message" else "rs")
+
+    def feed(self, event: StreamEvent) -> list[AgentEvent]:
+        if isinstance(event, RawResponsesStreamEvent):
+            return self._raw(event.data)
         if isinstance(event, RunItemStreamEvent):
-            item_id = None
-            if isinstance(event.item, MessageOutputItem):
-                sdk_id = _get(event.item.raw_item, "id")
-                item_id = self._message_ids.pop(sdk_id, None) or self._new_id("msg")
-            output = run_item_to_output_item(event.item, item_id)
+            output = run_item_to_output_item(event.item, self._our_id(event.item))
             if output is None:
                 return []
             self.output_items.append(output)
-            return [
-                {
-                    "type": "response.output_item.done",
-                    "output_index": len(self.output_items) - 1,
-                    "item": output,
-                }
-            ]
+            return [ItemDone(output)]
         return []
 
 

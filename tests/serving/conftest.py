@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
+from agentship.testing.processes import ServerProcess, free_port, start_scripted_llm, start_server, venv_env
 from tests.e2e.helpers import run_log_agent
+from tests.serving.clients import Target
 
 TRACE_EXPERIMENT = "serving-traces"
 
@@ -48,3 +49,26 @@ def start_serving(serving_model_uri: str, log_dir: Path) -> Iterator[Callable[..
 def serving(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> ServerProcess:
     """The default server: scripted backend, default limits."""
     return start_serving(scripted.url + "/v1", name="serving-default")
+
+
+@pytest.fixture(scope="session")
+def reasoning_scripted(log_dir: Path) -> Iterator[ServerProcess]:
+    """A scripted model that streams a reasoning summary before every answer."""
+    server = start_scripted_llm(log_dir, "--reason")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["plain", "reasoning"])
+def target(
+    request: pytest.FixtureRequest,
+    start_serving: Callable[..., ServerProcess],
+    serving: ServerProcess,
+    scripted: ServerProcess,
+) -> Target:
+    """The served agent a client test runs against: over a plain model, then a reasoning one."""
+    if request.param == "plain":
+        return Target("plain", serving, scripted, reasoning=False)
+    backend: ServerProcess = request.getfixturevalue("reasoning_scripted")
+    server = start_serving(backend.url + "/v1", name="serving-reasoning")
+    return Target("reasoning", server, backend, reasoning=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentship.errors import BackendError, ConfigError
+from agentship.events import ItemDone, TextDelta
 from agentship.llama_stack.config import LlamaStackEnv, parse_config
 from agentship.llama_stack.convert import (
     AgentTurnTranslator,
@@ -84,14 +85,9 @@ def test_agent_turn_events_become_responses_events() -> None:
         )
     )
     events += translator.feed(_payload("turn_awaiting_input", turn={"turn_id": "t1"}))
-    assert [e["type"] for e in events] == [
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_item.done",
-        "response.output_item.done",
-    ]
-    assert events[0]["item_id"] == events[2]["item"]["id"] == "msg_s1"
-    assert events[3]["item"]["arguments"] == '{"city": "Oslo"}'
+    assert [type(e) for e in events] == [TextDelta, TextDelta, ItemDone, ItemDone]
+    assert events[0].item_id == events[2].item["id"] == "msg_s1"
+    assert events[3].item["arguments"] == '{"city": "Oslo"}'
     assert translator.awaiting_input and translator.turn_id == "t1"
     assert translator.pending_calls == [
         {"call_id": "c9", "name": "get_weather", "arguments": '{"city": "Oslo"}'}
@@ -128,7 +124,7 @@ def test_chat_chunks_accumulate_text_and_tool_calls() -> None:
     )
     translator.feed({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
     done, calls = translator.finish()
-    assert [e["item"]["type"] for e in done] == ["message", "function_call"]
+    assert [e.item["type"] for e in done] == ["message", "function_call"]
     assert calls == [{"id": "c1", "name": "add", "arguments": '{"a": 1}'}]
     assert translator.usage == {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
 

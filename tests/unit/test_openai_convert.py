@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agents.items import (
     HandoffOutputItem,
     MessageOutputItem,
@@ -13,10 +15,16 @@ from agents.models.fake_id import FAKE_RESPONSES_ID
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from agents.testing import assistant_message, function_call
 from agents.usage import Usage
-from openai.types.responses import ResponseReasoningItem, ResponseTextDeltaEvent
+from openai.types.responses import (
+    ResponseOutputItemAddedEvent,
+    ResponseReasoningItem,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseTextDeltaEvent,
+)
 from openai.types.responses.response_reasoning_item import Summary
 
 from agents import Agent
+from agentship.events import ItemAdded, ItemDone, ReasoningDelta, TextDelta
 from agentship.openai_agents.convert import (
     StreamTranslator,
     run_item_to_output_item,
@@ -138,14 +146,67 @@ def test_stream_deltas_share_the_id_of_their_done_item() -> None:
         events += translator.feed(_delta(piece, FAKE_RESPONSES_ID))
     message = MessageOutputItem(agent=AGENT, raw_item=assistant_message("Hello", item_id=FAKE_RESPONSES_ID))
     events += translator.feed(RunItemStreamEvent(name="message_output_created", item=message))
-    assert [e["type"] for e in events] == [
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_item.done",
+    assert [type(e) for e in events] == [ItemAdded, TextDelta, TextDelta, ItemDone]
+    assert {e.item_id for e in events[:3]} | {events[-1].item["id"]} == {"msg_first"}
+    assert events[-1].item["content"][0]["text"] == "Hello"
+    assert translator.output_items == [events[-1].item]
+
+
+def _raw(data: Any) -> RawResponsesStreamEvent:
+    return RawResponsesStreamEvent(data=data)
+
+
+def test_reasoning_streamed_before_text_is_announced_first_and_keeps_its_id() -> None:
+    """The model streams a reasoning summary, then text; the SDK hands both items over at the end."""
+    translator = StreamTranslator(id_factory=lambda prefix: f"{prefix}_ours")
+    reasoning_raw = ResponseReasoningItem(id=FAKE_RESPONSES_ID, type="reasoning", summary=[])
+    message_raw = assistant_message("Hi", item_id=FAKE_RESPONSES_ID)
+    events = translator.feed(
+        _raw(
+            ResponseOutputItemAddedEvent(
+                type="response.output_item.added", item=reasoning_raw, output_index=0, sequence_number=1
+            )
+        )
+    )
+    events += translator.feed(
+        _raw(
+            ResponseReasoningSummaryTextDeltaEvent(
+                type="response.reasoning_summary_text.delta",
+                item_id=FAKE_RESPONSES_ID,
+                output_index=0,
+                summary_index=0,
+                delta="thinking",
+                sequence_number=2,
+            )
+        )
+    )
+    events += translator.feed(
+        _raw(
+            ResponseOutputItemAddedEvent(
+                type="response.output_item.added", item=message_raw, output_index=1, sequence_number=3
+            )
+        )
+    )
+    events += translator.feed(_delta("Hi", FAKE_RESPONSES_ID))
+    finished = ResponseReasoningItem(
+        id=FAKE_RESPONSES_ID, type="reasoning", summary=[Summary(type="summary_text", text="thinking")]
+    )
+    events += translator.feed(
+        RunItemStreamEvent(name="reasoning_item_created", item=ReasoningItem(agent=AGENT, raw_item=finished))
+    )
+    message = MessageOutputItem(agent=AGENT, raw_item=message_raw)
+    events += translator.feed(RunItemStreamEvent(name="message_output_created", item=message))
+    assert events == [
+        ItemAdded("rs_ours", "reasoning"),
+        ReasoningDelta("rs_ours", "thinking"),
+        ItemAdded("msg_ours", "message"),
+        TextDelta("msg_ours", "Hi"),
+        ItemDone(
+            {"type": "reasoning", "id": "rs_ours", "summary": [{"type": "summary_text", "text": "thinking"}]}
+        ),
+        ItemDone(translator.output_items[1]),
     ]
-    assert {e.get("item_id") or e["item"]["id"] for e in events} == {"msg_first"}
-    assert events[-1]["item"]["content"][0]["text"] == "Hello"
-    assert translator.output_items == [events[-1]["item"]]
+    assert translator.output_items[1]["id"] == "msg_ours"
 
 
 def test_usage_maps_to_responses_usage() -> None:

@@ -18,8 +18,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds spread over chunks")
     parser.add_argument("--chunks", type=int, default=4, help="pieces a streamed text is cut in")
     parser.add_argument("--fail", type=int, default=None, help="answer every request with this status")
+    parser.add_argument("--reason", action="store_true", help="stream a reasoning summary before each answer")
+    parser.add_argument("--nousage", action="store_true", help="report no token usage (as llama.cpp streams)")
     args = parser.parse_args(argv)
-    defaults = Behaviour(ttft=args.ttft, latency=args.latency, chunks=args.chunks, fail=args.fail)
+    defaults = Behaviour(
+        ttft=args.ttft,
+        latency=args.latency,
+        chunks=args.chunks,
+        fail=args.fail,
+        reason=args.reason,
+        nousage=args.nousage,
+    )
     app = create_app(ScriptedLLM(defaults))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 

@@ -132,8 +132,9 @@ def _chat_stream_frames(
 ) -> list[bytes]:
     model = body.get("model") or MODEL_ID
     frames = [wire.sse(wire.chat_chunk(rid, model, {"role": "assistant", "content": ""}))]
-    if reply.reasoning:
-        frames.append(wire.sse(wire.chat_chunk(rid, model, {"reasoning_content": reply.reasoning})))
+    if reply.reasoning:  # streamed before the answer, as reasoning models do
+        for piece in split_chunks(reply.reasoning, behaviour.chunks):
+            frames.append(wire.sse(wire.chat_chunk(rid, model, {"reasoning_content": piece})))
     if reply.tool_name:
         head = {
             "index": 0,
@@ -151,7 +152,7 @@ def _chat_stream_frames(
             frames.append(wire.sse(wire.chat_chunk(rid, model, {"content": piece})))
         finish = "stop"
     frames.append(wire.sse(wire.chat_chunk(rid, model, {}, finish)))
-    if (body.get("stream_options") or {}).get("include_usage"):
+    if (body.get("stream_options") or {}).get("include_usage") and not behaviour.nousage:
         frames.append(wire.sse(wire.chat_usage_chunk(rid, model, usage_in, wire.reply_tokens(reply))))
     frames.append(wire.sse("[DONE]"))
     return frames
@@ -162,7 +163,7 @@ def _responses_stream_frames(
     body: dict[str, Any],
     rid: str,
     items: list[dict[str, Any]],
-    usage: dict[str, Any],
+    usage: dict[str, Any] | None,
     behaviour: Behaviour,
 ) -> list[bytes]:
     model = body.get("model") or MODEL_ID
@@ -181,6 +182,8 @@ def _responses_stream_frames(
         started = {**item, "status": "in_progress"}
         if item["type"] == "message":
             started["content"] = []
+        if item["type"] == "reasoning":
+            started = {**item, "summary": []}
         if item["type"] == "function_call":
             started["arguments"] = ""
         frames.append({"type": "response.output_item.added", "output_index": index, "item": started})
@@ -193,6 +196,8 @@ def _responses_stream_frames(
                 frames.append({"type": "response.output_text.delta", **base, "delta": piece, "logprobs": []})
             frames.append({"type": "response.output_text.done", **base, "text": text, "logprobs": []})
             frames.append({"type": "response.content_part.done", **base, "part": {**part, "text": text}})
+        elif item["type"] == "reasoning":
+            frames += _reasoning_frames(item, index, behaviour)
         elif item["type"] == "function_call":
             base = {"item_id": item["id"], "output_index": index}
             for piece in split_chunks(item["arguments"], behaviour.chunks):
@@ -203,6 +208,19 @@ def _responses_stream_frames(
         frames.append({"type": "response.output_item.done", "output_index": index, "item": item})
     frames.append({"type": "response.completed", "response": response_object(rid, model, items, usage)})
     return [wire.sse({**frame, "sequence_number": next(seq)}) for frame in frames]
+
+
+def _reasoning_frames(item: dict[str, Any], index: int, behaviour: Behaviour) -> list[dict[str, Any]]:
+    """A reasoning summary streamed in pieces, as OpenAI's reasoning models send it."""
+    text = item["summary"][0]["text"]
+    base = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+    part = {"type": "summary_text", "text": ""}
+    frames: list[dict[str, Any]] = [{"type": "response.reasoning_summary_part.added", **base, "part": part}]
+    for piece in split_chunks(text, behaviour.chunks):
+        frames.append({"type": "response.reasoning_summary_text.delta", **base, "delta": piece})
+    frames.append({"type": "response.reasoning_summary_text.done", **base, "text": text})
+    frames.append({"type": "response.reasoning_summary_part.done", **base, "part": {**part, "text": text}})
+    return frames
 
 
 def create_app(llm: ScriptedLLM | None = None) -> Starlette:
@@ -250,7 +268,11 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
             return _error(fail, f"scripted failure {fail}")
         rid = f"resp_{state.next_id()}"
         items = wire.response_items(reply, iter(state.next_id, None))
-        usage = response_usage(wire.prompt_tokens(messages), wire.reply_tokens(reply))
+        usage = (
+            None
+            if behaviour.nousage
+            else response_usage(wire.prompt_tokens(messages), wire.reply_tokens(reply))
+        )
         if body.get("stream"):
             frames = _responses_stream_frames(reply, body, rid, items, usage, behaviour)
             return StreamingResponse(_paced(frames, behaviour, state.stats), media_type="text/event-stream")

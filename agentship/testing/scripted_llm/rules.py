@@ -16,7 +16,8 @@ Directives in the latest user message, written ``[[key=value key2=value2]]``, ch
 request: ``ttft`` (seconds before the first token), ``latency`` (seconds spread over the
 chunks), ``chunks`` (how many pieces a text is streamed in), ``fail`` (an HTTP status to
 answer with, ``fail=503*2`` for the first two tries only), ``hang`` (seconds to stall after the
-first chunk), ``malformed`` (send a broken stream), ``reason`` (emit a reasoning item first).
+first chunk), ``malformed`` (send a broken stream), ``reason`` (stream a reasoning summary before the
+answer), ``nousage`` (report no token usage, as llama.cpp's streams do).
 Directives are removed from the text the model echoes.
 """
 
@@ -44,6 +45,7 @@ class Behaviour:
     hang: float = 0.0
     malformed: bool = False
     reason: bool = False
+    nousage: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def parse_directives(text: str, base: Behaviour) -> tuple[Behaviour, str]:
                 status, _, times = value.partition("*")
                 updates["fail"] = int(status)
                 updates["fail_times"] = int(times) if times else None
-            elif key in ("malformed", "reason"):
+            elif key in ("malformed", "reason", "nousage"):
                 updates[key] = value.lower() not in ("0", "false", "no")
     clean = _DIRECTIVE_RE.sub("", text).strip()
     return replace(base, **updates), clean

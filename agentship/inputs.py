@@ -1,4 +1,4 @@
-"""Request checks and response assembly shared by every backend. Pure functions."""
+"""Request checks and input-item helpers shared by every backend. Pure functions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 from uuid import uuid4
 
 import pydantic
-from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
+from mlflow.types.responses import ResponsesAgentRequest
 
 from agentship.errors import InvalidRequestError
 
@@ -90,30 +90,3 @@ def new_item_id(prefix: str) -> str:
 
 def input_dicts(request: ResponsesAgentRequest) -> list[dict[str, Any]]:
     return [item.model_dump(exclude_none=True) for item in request.input]
-
-
-def completed_event(
-    output: list[dict[str, Any]],
-    usage: dict[str, Any] | None,
-    custom_outputs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The closing ``response.completed`` stream event, which carries usage."""
-    response: dict[str, Any] = {"output": output, "status": "completed"}
-    if usage is not None:
-        response["usage"] = usage
-    event: dict[str, Any] = {"type": "response.completed", "response": response}
-    if custom_outputs:
-        event["custom_outputs"] = custom_outputs
-    return event
-
-
-def reduce_events(events: list[dict[str, Any]]) -> ResponsesAgentResponse:
-    """Build the non-streaming response from the stream: one code path for both."""
-    output = [e["item"] for e in events if e.get("type") == "response.output_item.done"]
-    usage = None
-    custom_outputs = None
-    for event in events:
-        if event.get("type") == "response.completed":
-            usage = event["response"].get("usage")
-            custom_outputs = event.get("custom_outputs")
-    return ResponsesAgentResponse(output=output, usage=usage, custom_outputs=custom_outputs)

@@ -1,0 +1,167 @@
+"""The two faces of the server: MLflow's ``/invocations`` and OpenAI's ``/responses``. Pure.
+
+A face turns a parsed JSON body into a :class:`Call` (the agent request, whether to stream,
+and an encoder), and frames the encoder's events as server-sent events:
+
+* ``/invocations`` speaks MLflow's format, exactly as ``mlflow models serve`` does: the
+  ResponsesAgent response, or ``data:`` lines of its stream events and ``data: [DONE]``;
+  server-run tools are ``function_call`` + ``function_call_output`` items.
+* ``/responses`` speaks the OpenAI Responses API (:mod:`serving._openai_stream`), with
+  ``event:`` and ``data:`` lines as api.openai.com sends them, and no ``[DONE]``.
+
+With the request header ``x-mlflow-return-trace-id: true`` the MLflow trace id comes back as
+MLflow's AgentServer returns it: ``metadata.trace_id`` in the body, and when streaming a final
+``{"trace_id": …}`` event (``/invocations``) or ``response.completed``'s ``metadata``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlflow.types.responses import ResponsesAgentRequest
+
+from agentship.errors import InvalidRequestError
+from agentship.events import AgentEvent, reduce, to_mlflow
+from agentship.inputs import parse_request
+from serving._errors import HttpError, invalid
+from serving._openai_request import agent_request, parse_body
+from serving._openai_stream import ResponseEncoder
+
+RETURN_TRACE_HEADER = "x-mlflow-return-trace-id"
+
+
+class Encoder(Protocol):
+    """Encodes one run's events for one face."""
+
+    def start(self) -> list[dict[str, Any]]: ...
+
+    def feed(self, event: AgentEvent) -> list[dict[str, Any]]: ...
+
+    def finish(self, trace_id: str | None) -> list[dict[str, Any]]:
+        """The events that end a successful stream."""
+        ...
+
+    def fail(self, error: HttpError) -> list[dict[str, Any]]:
+        """The events that end a failed stream."""
+        ...
+
+    def body(self, trace_id: str | None) -> dict[str, Any]:
+        """The non-streaming answer, once every event was fed."""
+        ...
+
+
+@dataclass
+class Call:
+    request: ResponsesAgentRequest
+    stream: bool
+    encoder: Encoder
+    response_id: str | None = None
+
+
+class Face(Protocol):
+    name: str
+    end_marker: str | None
+
+    def parse(self, body: dict[str, Any], return_trace: bool) -> Call: ...
+
+    def frame(self, event: dict[str, Any]) -> dict[str, str]: ...
+
+
+def _agent_request(data: dict[str, Any]) -> ResponsesAgentRequest:
+    try:
+        return parse_request(data)
+    except InvalidRequestError as exc:
+        raise invalid(exc.message) from exc
+
+
+# -- /invocations ---------------------------------------------------------------------------------
+@dataclass
+class InvocationsEncoder:
+    return_trace: bool = False
+    events: list[AgentEvent] = field(default_factory=list)
+
+    def start(self) -> list[dict[str, Any]]:
+        return []
+
+    def feed(self, event: AgentEvent) -> list[dict[str, Any]]:
+        self.events.append(event)
+        data = to_mlflow(event)
+        return [] if data is None else [data]
+
+    def finish(self, trace_id: str | None) -> list[dict[str, Any]]:
+        return [{"trace_id": trace_id}] if self.return_trace and trace_id else []
+
+    def fail(self, error: HttpError) -> list[dict[str, Any]]:
+        return [{"type": "error", "code": error.code or error.type, "message": error.message, "param": None}]
+
+    def body(self, trace_id: str | None) -> dict[str, Any]:
+        out = reduce(self.events).model_dump(exclude_none=True)
+        if self.return_trace and trace_id:
+            out["metadata"] = {**(out.get("metadata") or {}), "trace_id": trace_id}
+        return out
+
+
+class InvocationsFace:
+    name = "invocations"
+    end_marker: str | None = "[DONE]"
+
+    def parse(self, body: dict[str, Any], return_trace: bool) -> Call:
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise invalid("'stream' must be true or false", param="stream")
+        request = _agent_request({k: v for k, v in body.items() if k != "stream"})
+        return Call(request, stream, InvocationsEncoder(return_trace))
+
+    def frame(self, event: dict[str, Any]) -> dict[str, str]:
+        return {"data": json.dumps(event)}
+
+
+# -- /responses -----------------------------------------------------------------------------------
+_ECHOED = ("instructions", "temperature", "top_p", "max_output_tokens", "tool_choice", "parallel_tool_calls")
+
+
+@dataclass
+class ResponsesEncoder:
+    encoder: ResponseEncoder
+    return_trace: bool = False
+
+    def start(self) -> list[dict[str, Any]]:
+        return self.encoder.start()
+
+    def feed(self, event: AgentEvent) -> list[dict[str, Any]]:
+        return self.encoder.feed(event)
+
+    def _trace(self, trace_id: str | None) -> dict[str, str] | None:
+        return {"trace_id": trace_id} if self.return_trace and trace_id else None
+
+    def finish(self, trace_id: str | None) -> list[dict[str, Any]]:
+        return self.encoder.completed(self._trace(trace_id))
+
+    def fail(self, error: HttpError) -> list[dict[str, Any]]:
+        return self.encoder.failed(error.code or error.type, error.message)
+
+    def body(self, trace_id: str | None) -> dict[str, Any]:
+        return dict(self.encoder.completed(self._trace(trace_id))[-1]["response"])
+
+
+@dataclass
+class ResponsesFace:
+    default_model: str
+    server_label: str = "agent"
+    name: str = "responses"
+    end_marker: str | None = None
+
+    def parse(self, body: dict[str, Any], return_trace: bool) -> Call:
+        parsed = parse_body(body)
+        request = _agent_request(agent_request(parsed))
+        echo: dict[str, Any] = {
+            k: getattr(parsed, k) for k in _ECHOED if getattr(parsed, k, None) is not None
+        }
+        echo["metadata"] = dict(parsed.metadata or {})
+        encoder = ResponseEncoder(parsed.model or self.default_model, self.server_label, echo=echo)
+        return Call(request, parsed.stream, ResponsesEncoder(encoder, return_trace), encoder.response_id)
+
+    def frame(self, event: dict[str, Any]) -> dict[str, str]:
+        return {"event": str(event["type"]), "data": json.dumps(event)}

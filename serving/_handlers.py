@@ -1,0 +1,153 @@
+"""The agent routes, as four named steps: admit, read and parse, run, encode.
+
+:class:`AgentEndpoint` is an ASGI app (one per route and face). It takes a slot, and
+everything after that runs inside one ``try`` whose ``finally`` releases it, whatever is
+raised and whether the answer is a JSON body or a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing, suppress
+from dataclasses import dataclass, field
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from serving._admission import Admission
+from serving._body import ClientGone, read_json
+from serving._errors import HttpError, classify
+from serving._faces import RETURN_TRACE_HEADER, Call, Face
+from serving._run import AgentRun
+from serving._runner import ModelRunner
+from serving._settings import ServerSettings
+
+_logger = logging.getLogger("serving")
+
+
+@dataclass
+class ServerState:
+    """What the routes share: the settings, the loaded model (None while loading), admission."""
+
+    settings: ServerSettings
+    runner: ModelRunner | None = None
+    load_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(self.settings.max_concurrency, self.settings.retry_after_s)
+
+
+def error_response(error: HttpError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
+
+
+async def _until_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class AgentEndpoint:
+    """``POST`` an agent request through ``face``."""
+
+    def __init__(self, state: ServerState, face: Face) -> None:
+        self.state = state
+        self.face = face
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        runner = self.state.runner
+        try:
+            if runner is None:
+                raise HttpError(
+                    503,
+                    "server_error",
+                    "the model is still loading",
+                    "not_ready",
+                    headers={"Retry-After": "1"},
+                )
+            slot = self.state.admission.admit()
+        except HttpError as error:
+            await error_response(error)(scope, receive, send)
+            return
+        try:
+            response = await self._respond(request, runner)
+            if response is not None:
+                await response(scope, receive, send)
+        finally:
+            slot.release()
+
+    # -- parse --------------------------------------------------------------------------------
+    async def _call(self, request: Request) -> Call:
+        body = await read_json(request, self.state.settings.max_body_bytes)
+        return_trace = request.headers.get(RETURN_TRACE_HEADER, "").lower() == "true"
+        return self.face.parse(body, return_trace)
+
+    async def _respond(self, request: Request, runner: ModelRunner) -> Response | None:
+        """The answer to send, or None when the client has gone (nothing to send)."""
+        try:
+            call = await self._call(request)
+        except ClientGone:
+            _logger.info("client disconnected while sending its request")
+            return None
+        except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
+            return error_response(classify(exc))
+        run = AgentRun(runner, call.request, self.state.settings.request_timeout_s, call.response_id)
+        if call.stream:
+            return EventSourceResponse(
+                self._stream(run, call),
+                sep="\n",
+                ping=15,
+                shutdown_grace_period=self.state.settings.drain_timeout_s,
+            )
+        return await self._complete(request, run, call)
+
+    # -- run and encode -----------------------------------------------------------------------
+    async def _complete(self, request: Request, run: AgentRun, call: Call) -> Response | None:
+        """Run to the end, unless the client goes away first (then the work is cancelled)."""
+
+        async def drain() -> None:
+            async with aclosing(run.events()) as events:
+                async for event in events:
+                    call.encoder.feed(event)
+
+        work = asyncio.ensure_future(drain())
+        gone = asyncio.ensure_future(_until_disconnect(request))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()
+                with suppress(asyncio.CancelledError):
+                    await work
+                _logger.info("client disconnected; request cancelled")
+        if work.cancelled():
+            return None
+        if (exc := work.exception()) is not None:
+            return error_response(classify(exc))
+        return JSONResponse(call.encoder.body(run.trace_id))
+
+    async def _stream(self, run: AgentRun, call: Call) -> AsyncIterator[dict[str, str]]:
+        frame, encoder = self.face.frame, call.encoder
+        for event in encoder.start():
+            yield frame(event)
+        try:
+            async with aclosing(run.events()) as events:
+                async for agent_event in events:
+                    for event in encoder.feed(agent_event):
+                        yield frame(event)
+        except Exception as exc:  # noqa: BLE001 - a failure mid-stream ends the stream
+            for event in encoder.fail(classify(exc)):
+                yield frame(event)
+        else:
+            for event in encoder.finish(run.trace_id):
+                yield frame(event)
+        if self.face.end_marker:
+            yield {"data": self.face.end_marker}

@@ -1,0 +1,102 @@
+"""The JavaScript clients people use, against a real ``python -m serving``'s ``/responses``.
+
+openai-node (``responses.create``, ``responses.stream()``) and the Vercel AI SDK
+(``@ai-sdk/openai`` with ``generateText``/``streamText``), installed by
+``scripts/node_clients.sh`` from ``tests/serving/node/package-lock.json`` into the cache. The
+scripts in ``tests/serving/node/`` run the conversation; these tests check what they saw.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, Target, assert_history_reached_the_model, marker
+
+pytestmark = pytest.mark.e2e
+
+NODE = Path(__file__).resolve().parent / "node"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def node_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the scripts beside the cached ``node_modules``."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed; the Node.js client tests need it")
+    installed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "node_clients.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    work = tmp_path_factory.mktemp("node-clients")
+    (work / "node_modules").symlink_to(Path(installed.stdout.strip()) / "node_modules")
+    for script in NODE.glob("*.mjs"):
+        shutil.copy(script, work / script.name)
+    (work / "package.json").write_text(json.dumps({"type": "module"}))
+    return work
+
+
+def run_node(directory: Path, script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        ["node", script, *args], cwd=directory, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{script} failed:\n{done.stderr[-4000:]}"
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("mode", ["create", "stream"])
+def test_openai_node(target: Target, node_clients: Path, mode: str) -> None:
+    mark = marker()
+    seen = run_node(node_clients, "openai_node.mjs", target.url, mode, mark)
+    plain, tool, second = seen["plain"], seen["tool"], seen["second"]
+    assert plain["text"] == f"You said: Hello there {mark}"
+    assert plain["types"] == target.types("message")
+    assert plain["model"] == MODEL and plain["status"] == "completed"
+    assert plain["usage"]["total_tokens"] > 0
+    assert tool["text"] == TOOL_ANSWER
+    assert tool["types"] == target.types("mcp_call", "message")
+    assert tool["mcp"] == [{"name": "get_weather", "output": PARIS, "status": "completed"}]
+    assert second["text"] == f"You said: Thanks, noted {mark}-second"
+    if mode == "stream":
+        for turn in (plain, tool, second):
+            assert "".join(turn["deltas"]) == turn["text"]
+            assert (turn["first"], turn["last"]) == ("response.created", "response.completed")
+    assert_history_reached_the_model(target, mark)
+
+
+@pytest.mark.parametrize("mode", ["generate", "stream"])
+def test_vercel_ai_sdk(target: Target, node_clients: Path, mode: str) -> None:
+    mark = marker()
+    seen = run_node(node_clients, "ai_sdk.mjs", target.url, mode, mark)
+    plain, tool, second = seen["plain"], seen["tool"], seen["second"]
+    assert plain["text"] == f"You said: Hello there {mark}"
+    assert plain["finishReason"] == "stop" and plain["modelId"] == MODEL
+    assert plain["usage"]["totalTokens"] > 0
+    assert tool["text"] == TOOL_ANSWER
+    # The tool ran on the server: the AI SDK shows it as provider-executed and makes one step.
+    calls = [p for p in tool["parts"] if p["type"] in ("tool-call", "tool-result")]
+    assert [(p["type"], p["toolName"], p["providerExecuted"]) for p in calls] == [
+        ("tool-call", "mcp.get_weather", True),
+        ("tool-result", "mcp.get_weather", True),
+    ]
+    assert tool["steps"] == 1 and tool["finishReason"] == "stop"
+    assert any(p["type"] == "reasoning" for p in tool["parts"]) == target.reasoning
+    assert second["text"] == f"You said: Thanks, noted {mark}-second"
+    if mode == "stream":
+        for turn in (plain, tool, second):
+            assert "".join(turn["deltas"]) == turn["text"]
+    # With store: false the AI SDK sends no server tool calls back, only the messages.
+    assert_history_reached_the_model(target, mark, tool_output_sent=False)
+    # With the default store it sends item_reference items, which this server refuses by name.
+    stored = seen["stored"]
+    assert stored["ok"] is False and stored["status"] == 400, stored
+    assert "item_reference" in stored["message"], stored
