@@ -75,11 +75,11 @@ class BackendStatusError(BackendError):
     ) -> None:
         self.status = status
         self.retry_after = retry_after
-        self.code = BAD_REQUEST if status in _CLIENT_FAULTS else TEMPORARILY_UNAVAILABLE
+        self.code = BAD_REQUEST if status in CLIENT_FAULT_STATUSES else TEMPORARILY_UNAVAILABLE
         super().__init__(message, detail)
 
 
-_CLIENT_FAULTS = frozenset({400, 404, 413, 422})
+CLIENT_FAULT_STATUSES = frozenset({400, 404, 413, 422})
 """Upstream statuses that mean the request itself was wrong (too long a conversation, say)."""
 
 
@@ -89,7 +89,7 @@ def backend_status_message(status: int) -> str:
         return "the model backend refused the server's credentials; the operator must fix the key"
     if status == 429:
         return "the model backend is rate limiting this server; retry later"
-    if status in _CLIENT_FAULTS:
+    if status in CLIENT_FAULT_STATUSES:
         return (
             f"the model backend rejected the request as invalid (HTTP {status}); "
             "the conversation may be too long for the model, or an input is not supported"

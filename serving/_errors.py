@@ -7,16 +7,18 @@ unknown failures are logged here and answered with a generic message.
 
 Upstream failures, by class:
 
-=========================  ======  ==========================
-the model backend ...      status  ``error.code``
-=========================  ======  ==========================
-rejected our credentials   502     ``upstream_auth_failed``
-rate limited us (429)      503     ``upstream_rate_limited`` (+ ``Retry-After``)
-rejected the request (4xx) 400     ``upstream_rejected_request``
-failed (5xx, malformed)    502     ``upstream_error``
-is unreachable             503     ``upstream_unavailable``
-did not answer in time     504     ``upstream_timeout``
-=========================  ======  ==========================
+====================================  ======  ==========================
+the model backend ...                 status  ``error.code``
+====================================  ======  ==========================
+rejected our credentials (401, 403)   502     ``upstream_auth_failed``
+rate limited us (429)                 503     ``upstream_rate_limited`` (+ ``Retry-After``)
+rejected the request (400, 404, …)    400     ``upstream_rejected_request``
+failed (other statuses, malformed)    502     ``upstream_error``
+is unreachable                        503     ``upstream_unavailable``
+did not answer in time                504     ``upstream_timeout``
+====================================  ======  ==========================
+
+The whole request outrunning the server's own timeout is a 504 with code ``timeout``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from agentship.errors import (
+    CLIENT_FAULT_STATUSES,
     AgentRunError,
     BackendError,
     BackendStatusError,
@@ -73,7 +76,7 @@ def _status_error(exc: BackendStatusError, retry_after_s: int) -> HttpError:
             code="upstream_rate_limited",
             headers={"Retry-After": str(wait)},
         )
-    if 400 <= status < 500:
+    if status in CLIENT_FAULT_STATUSES:
         return HttpError(400, "invalid_request_error", exc.message, code="upstream_rejected_request")
     return HttpError(502, "upstream_error", exc.message, code="upstream_error")
 

@@ -83,6 +83,9 @@ class AgentEndpoint:
         finally:
             slot.release()
 
+    def _classify(self, exc: BaseException) -> HttpError:
+        return classify(exc, self.state.settings.retry_after_s)
+
     # -- parse --------------------------------------------------------------------------------
     async def _call(self, request: Request) -> Call:
         body = await read_json(request, self.state.settings.max_body_bytes)
@@ -97,7 +100,7 @@ class AgentEndpoint:
             _logger.info("client disconnected while sending its request")
             return None
         except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
-            return error_response(classify(exc))
+            return error_response(self._classify(exc))
         run = AgentRun(runner, call.request, self.state.settings.request_timeout_s, call.response_id)
         if call.stream:
             return EventSourceResponse(
@@ -131,7 +134,7 @@ class AgentEndpoint:
         if work.cancelled():
             return None
         if (exc := work.exception()) is not None:
-            return error_response(classify(exc))
+            return error_response(self._classify(exc))
         return JSONResponse(call.encoder.body(run.trace_id))
 
     async def _stream(self, run: AgentRun, call: Call) -> AsyncIterator[dict[str, str]]:
@@ -144,7 +147,7 @@ class AgentEndpoint:
                     for event in encoder.feed(agent_event):
                         yield frame(event)
         except Exception as exc:  # noqa: BLE001 - a failure mid-stream ends the stream
-            for event in encoder.fail(classify(exc)):
+            for event in encoder.fail(self._classify(exc)):
                 yield frame(event)
         else:
             for event in encoder.finish(run.trace_id):

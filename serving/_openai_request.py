@@ -12,6 +12,7 @@ items that OpenAI clients send back from earlier turns are mapped for the agent:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pydantic
@@ -47,16 +48,28 @@ class ResponsesBody(BaseModel):
     custom_inputs: dict[str, Any] | None = None
 
 
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|function-.*)$")
+"""The parts of a pydantic error location that name a union member, not a field."""
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _UNION_TAG.match(str(part)):
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
 def _field_error(exc: pydantic.ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "list[", "str")))
+    where = _where(tuple(first["loc"]))
     message = str(first["msg"])
     if first["loc"] and first["loc"][0] == "input" and first["type"] in ("string_type", "list_type"):
         message = "must be a string or a list of input items"
-    more = exc.error_count() - 1
-    return f"'{where or 'body'}' {message[:1].lower()}{message[1:]}" + (
-        f" (and {more} more problems)" if more else ""
-    )
+    more = len({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) - 1  # a union's members count once
+    return f"'{where}' {message[:1].lower()}{message[1:]}" + (f" (and {more} more problems)" if more else "")
 
 
 def parse_body(body: dict[str, Any]) -> ResponsesBody:

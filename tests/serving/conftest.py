@@ -32,7 +32,18 @@ def start_serving(serving_model_uri: str, log_dir: Path) -> Iterator[Callable[..
         backend_url: str, *args: str, name: str = "serving", experiment: str = TRACE_EXPERIMENT
     ) -> ServerProcess:
         port = free_port()
-        command = [sys.executable, "-m", "serving", "-m", serving_model_uri, "-p", str(port), *args]
+        command = [
+            sys.executable,
+            "-m",
+            "serving",
+            "-m",
+            serving_model_uri,
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            *args,
+        ]
         env = venv_env({"OPENAI_BASE_URL": backend_url, "MLFLOW_EXPERIMENT_NAME": experiment})
         server = start_server(
             f"{name}-{port}", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120

@@ -16,7 +16,7 @@ import mlflow
 import pytest
 
 from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
-from tests.e2e.helpers import wait_for_traces
+from tests.e2e.helpers import run_log_agent, wait_for_traces
 from tests.serving.conftest import TRACE_EXPERIMENT
 from tests.serving.test_server import sse_events
 
@@ -199,3 +199,116 @@ def test_secrets_appear_in_no_log_line_or_trace(
     log = server.log_text()
     assert "DEBUG" in log  # the log really was verbose
     assert secret not in log
+
+
+@pytest.mark.parametrize(
+    ("fail", "status", "code"),
+    [
+        (401, 502, "upstream_auth_failed"),
+        (403, 502, "upstream_auth_failed"),
+        (429, 503, "upstream_rate_limited"),
+        (400, 400, "upstream_rejected_request"),
+        (503, 502, "upstream_error"),
+    ],
+)
+def test_upstream_errors_are_classified_and_their_detail_stays_in_the_log(
+    serving: ServerProcess, fail: int, status: int, code: str
+) -> None:
+    mark = f"class-{fail}-{time.time_ns()}"
+    for path in ("/invocations", "/responses"):
+        reply = httpx.post(f"{serving.url}{path}", json={"input": f"{mark} [[fail={fail}]]"}, timeout=60)
+        assert reply.status_code == status, reply.text
+        error = reply.json()["error"]
+        assert error["code"] == code
+        assert "scripted failure" not in reply.text and "127.0.0.1" not in reply.text
+        if fail == 429:
+            assert reply.headers["retry-after"] == "1"
+    assert f"scripted failure {fail}" in serving.log_text()
+
+
+@pytest.fixture(scope="module")
+def impatient_model() -> str:
+    """The example agent with a 1 s model-call timeout and no retries."""
+    result = run_log_agent(
+        "--agent", "openai-agents", "--registered-model-name", "impatient-agent",
+        "--set", "request_timeout_s=1", "--set", "max_retries=0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return "models:/impatient-agent/1"
+
+
+def test_a_model_call_that_times_out_is_a_504_upstream_timeout(
+    impatient_model: str, scripted: ServerProcess, log_dir: Path
+) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "serving", "-m", impatient_model, "-p", str(port)]
+    env = venv_env({"OPENAI_BASE_URL": scripted.url + "/v1"})
+    server = start_server(
+        "serving-impatient", command, port=port, log_dir=log_dir, env=env, health_path="/ready"
+    )
+    try:
+        started = time.monotonic()
+        reply = post(server, "stall [[hang=20]]")
+        assert reply.status_code == 504, reply.text
+        assert reply.json()["error"] == {
+            "message": "the model backend did not answer within 1s",
+            "type": "upstream_error",
+            "param": None,
+            "code": "upstream_timeout",
+        }
+        assert time.monotonic() - started < 10
+    finally:
+        server.stop()
+
+
+def test_the_timeout_reaches_the_backend_while_the_client_reads_nothing(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    server = start_serving(scripted.url + "/v1", "-t", "2", name="serving-slow-reader")
+    before = httpx.get(f"{scripted.url}/scripted/stats").json()["streams_cancelled"]
+    body = {"input": "a long story [[latency=30 chunks=300]]", "stream": True}
+    started = time.monotonic()
+    with httpx.stream("POST", f"{server.url}/responses", json=body, timeout=60) as reply:
+        assert reply.status_code == 200
+        # Read nothing: the server must still stop the backend at its timeout.
+        while httpx.get(f"{scripted.url}/scripted/stats").json()["streams_cancelled"] == before:
+            assert time.monotonic() - started < 10, "the backend kept streaming past the request timeout"
+            time.sleep(0.2)
+        events = [json.loads(line[5:]) for line in reply.iter_lines() if line.startswith("data:")]
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["code"] == "timeout"
+
+
+def test_sigterm_lets_open_streams_finish(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    server = start_serving(scripted.url + "/v1", name="serving-drain-streams")
+
+    async def streams() -> list[list[str]]:
+        opened = asyncio.Event()
+        started = 0
+
+        async def one(client: httpx.AsyncClient, i: int) -> list[str]:
+            nonlocal started
+            body = {"input": f"stream {i} [[latency=3 chunks=6]]", "stream": True}
+            kinds: list[str] = []
+            async with client.stream("POST", f"{server.url}/responses", json=body) as reply:
+                async for line in reply.aiter_lines():
+                    if line.startswith("event:"):
+                        kinds.append(line[6:].strip())
+                        if len(kinds) == 1:
+                            started += 1
+                            if started == 20:
+                                opened.set()
+            return kinds
+
+        async with httpx.AsyncClient(timeout=60) as client:
+            calls = [asyncio.ensure_future(one(client, i)) for i in range(20)]
+            await asyncio.wait_for(opened.wait(), 30)
+            os.kill(server.process.pid, signal.SIGTERM)
+            return await asyncio.gather(*calls)
+
+    for kinds in asyncio.run(streams()):
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+        assert kinds.count("response.output_text.delta") == 6
+    assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)

@@ -17,21 +17,50 @@ from tests.serving.test_server import sse_events
 
 pytestmark = pytest.mark.e2e
 
-ECHO = Path(__file__).resolve().parent / "models" / "echo_agent.py"
+MODELS = Path(__file__).resolve().parent / "models"
+
+
+def _serve(code: Path, log_dir: Path) -> ServerProcess:
+    experiment_id = mlflow.create_experiment(f"{code.stem}-{free_port()}")
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.pyfunc.log_model(name=code.stem, python_model=str(code))
+    port = free_port()
+    command = [sys.executable, "-m", "serving", "-m", info.model_uri, "-p", str(port)]
+    return start_server(
+        f"serving-{code.stem}",
+        command,
+        port=port,
+        log_dir=log_dir,
+        env=venv_env(),
+        health_path="/ready",
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
 def echo_server(log_dir: Path) -> Iterator[ServerProcess]:
-    experiment_id = mlflow.create_experiment(f"echo-{free_port()}")
-    with mlflow.start_run(experiment_id=experiment_id):
-        info = mlflow.pyfunc.log_model(name="echo", python_model=str(ECHO))
-    port = free_port()
-    command = [sys.executable, "-m", "serving", "-m", info.model_uri, "-p", str(port)]
-    server = start_server(
-        "serving-echo", command, port=port, log_dir=log_dir, env=venv_env(), health_path="/ready", timeout=120
-    )
+    server = _serve(MODELS / "echo_agent.py", log_dir)
     yield server
     server.stop()
+
+
+def test_a_predict_only_responses_agent_is_served_through_predict(log_dir: Path) -> None:
+    server = _serve(MODELS / "predict_only_agent.py", log_dir)
+    try:
+        assert httpx.get(f"{server.url}/version").json()["runner"] == "threaded-predict"
+        reply = httpx.post(f"{server.url}/invocations", json={"input": "hi"}, timeout=30)
+        assert reply.status_code == 200 and reply.json()["output"][0]["content"][0]["text"] == "predicted: hi"
+        events = [
+            json.loads(d) for _, d in sse_events(server, "/invocations", {"input": "hi", "stream": True})[:-1]
+        ]
+        assert [e["type"] for e in events] == ["response.output_item.done", "response.completed"]
+        client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0)
+        with client.responses.stream(model="p", input="via openai") as stream:
+            final = stream.get_final_response()
+        assert final.output_text == "predicted: via openai" and final.usage is not None
+        assert final.usage.total_tokens == 5
+    finally:
+        server.stop()
 
 
 def test_a_plain_responses_agent_is_served_on_threads(echo_server: ServerProcess) -> None:
@@ -53,7 +82,7 @@ def test_a_plain_responses_agent_is_served_on_threads(echo_server: ServerProcess
 
 
 def test_several_workers(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> None:
-    server = start_serving(scripted.url + "/v1", "--workers", "2", name="serving-workers")
+    server = start_serving(scripted.url + "/v1", "-w", "2", name="serving-workers")
     replies = [
         httpx.post(f"{server.url}/invocations", json={"input": f"worker check {i}"}, timeout=60)
         for i in range(6)

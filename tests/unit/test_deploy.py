@@ -36,6 +36,11 @@ def test_deployment_probes_resources_and_secrets() -> None:
     assert [e["valueFrom"]["secretKeyRef"]["key"] for e in secret_env] == ["OPENAI_API_KEY"]
     assert all("value" not in e for e in secret_env)
     assert container["args"][:3] == ["python", "-m", "serving"]
+    # Drain: preStop first, then the server's graceful shutdown, all within the grace period.
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    drain = float(container["args"][container["args"].index("--graceful-shutdown-timeout") + 1])
+    assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > int(pre_stop[1]) + drain
 
 
 def test_service_and_autoscaler_point_at_the_deployment() -> None:
