@@ -7,6 +7,8 @@ answers with the right HTTP status and a clear message instead of a traceback::
     ├── ConfigError                 the model config or serve-time environment is wrong (400)
     ├── InvalidRequestError         the request cannot be run (400)
     ├── AgentRunError               the agent stopped without an answer, e.g. max turns (500)
+    ├── StateError                  the state store cannot be used (503)
+    │   └── SchemaTooNewError       its schema is newer than this agentship knows (500)
     └── BackendError                the model backend failed (503)
         ├── BackendUnavailableError it cannot be reached (503)
         ├── BackendTimeoutError     it did not answer in time (504)
@@ -48,6 +50,16 @@ class InvalidRequestError(AgentError):
 
 
 class AgentRunError(AgentError):
+    code = INTERNAL_ERROR
+
+
+class StateError(AgentError):
+    """The state store is unreachable or failed; the message names no URL or credential."""
+
+    code = TEMPORARILY_UNAVAILABLE
+
+
+class SchemaTooNewError(StateError):
     code = INTERNAL_ERROR
 
 

@@ -90,3 +90,21 @@ def new_item_id(prefix: str) -> str:
 
 def input_dicts(request: ResponsesAgentRequest) -> list[dict[str, Any]]:
     return [item.model_dump(exclude_none=True) for item in request.input]
+
+
+_NEW_TURN_ROLES = frozenset({"user", "system", "developer"})
+
+
+def new_turn(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The new turn at the end of a conversation's input: the trailing run of user, system and
+    developer messages (or, if the input ends otherwise, its last item).
+
+    With server-side conversation state this is all a turn adds: a client that resends the
+    whole history gets no duplicated turns.
+    """
+    index = len(items)
+    while index > 0 and items[index - 1].get("type", "message") == "message":
+        if items[index - 1].get("role") not in _NEW_TURN_ROLES:
+            break
+        index -= 1
+    return items[index:] if index < len(items) else items[-1:]

@@ -36,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         default=30.0,
         help="on SIGTERM, seconds to let requests in flight finish (default 30)",
     )
+    parser.add_argument(
+        "--state-url",
+        help="the state store: postgresql+asyncpg://… for replicas, sqlite:///FILE, or none "
+        "(default: $AGENTSHIP_STATE_URL, else a SQLite file beside the tracking store)",
+    )
+    parser.add_argument(
+        "--state-ttl", type=float, help="seconds stored state lives after its last use (default 30 days)"
+    )
+    parser.add_argument("--state-max-items", type=int, help="items kept per conversation (default 1000)")
     parser.add_argument("--log-level", default="warning")
     return parser
 
@@ -54,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         ("SERVING_MAX_BODY_BYTES", args.max_body_bytes),
         ("SERVING_MODEL_NAME", args.model_name),
         ("SERVING_DRAIN_TIMEOUT_S", drain),
+        ("AGENTSHIP_STATE_URL", args.state_url),
+        ("AGENTSHIP_STATE_TTL_S", args.state_ttl),
+        ("AGENTSHIP_STATE_MAX_ITEMS", args.state_max_items),
     ):
         if value is not None:
             os.environ[name] = str(value)

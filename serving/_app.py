@@ -1,9 +1,9 @@
 """The ASGI app: ``create_app(settings)``. Starlette, uvicorn and sse-starlette.
 
-Routes: ``POST /invocations`` (MLflow's request body; SSE when ``"stream": true``),
-``POST /responses`` and ``/v1/responses`` (the OpenAI Responses API), ``GET /v1/models``,
-``GET /health``, ``GET /ready``, ``GET /version``. Anything else is answered in the OpenAI
-error shape.
+Routes: ``POST /invocations`` (MLflow's request body; SSE when ``"stream": true``); the OpenAI
+Responses API under ``/responses`` and ``/v1/responses`` (create, and for stored responses get,
+delete, cancel, input items); ``GET /v1/models``, ``GET /health``, ``GET /ready``,
+``GET /version``. Anything else is answered in the OpenAI error shape.
 """
 
 from __future__ import annotations
@@ -25,11 +25,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import agentship
+from agentship.errors import StateError
+from agentship.state import StateSettings, StateStore
+from serving._background import BackgroundRuns
 from serving._errors import HttpError
 from serving._faces import InvocationsFace, ResponsesFace
 from serving._handlers import AgentEndpoint, ServerState, error_response
+from serving._responses_api import StoredRoutes
 from serving._runner import ModelRunner
 from serving._settings import ServerSettings
+from serving._stored import StoredResponses
 
 _logger = logging.getLogger("serving")
 
@@ -48,10 +53,42 @@ def _resolve_experiment_once() -> None:
             )
 
 
-def _lifespan(state: ServerState) -> Any:
+async def _open_state(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> None:
+    """The store behind /responses (and its background runs), if state is on."""
+    settings = StateSettings.from_environ(os.environ)
+    if settings is None:
+        _logger.warning("state store: off (AGENTSHIP_STATE_URL=none)")
+        return
+    store = await StateStore.open(settings)
+    background = BackgroundRuns(store, lambda: state.runner, timeout_s=state.settings.background_timeout_s)
+    background.start()
+    state.store, state.background = store, background
+    face.stored = StoredResponses(store)
+    stored.store, stored.background = store, background
+    _logger.warning(
+        "state store: %s (ttl %gs, %d items per conversation)",
+        settings.describe(),
+        settings.ttl_s,
+        settings.max_items,
+    )
+
+
+async def _purge(store: StateStore, every_s: float = 600.0) -> None:
+    """Retention: expired state goes, on every replica, now and then."""
+    while True:
+        try:
+            await store.purge()
+        except StateError:
+            pass  # the store is down; try again next time
+        await asyncio.sleep(every_s)
+
+
+def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _resolve_experiment_once()
+        await _open_state(state, face, stored)
+        purge = asyncio.create_task(_purge(state.store), name="agentship-purge") if state.store else None
         if state.runner is None:
             uri = state.settings.model_uri
             try:
@@ -65,10 +102,16 @@ def _lifespan(state: ServerState) -> Any:
         try:
             yield
         finally:
+            if purge is not None:
+                purge.cancel()
+            if state.background is not None:
+                await state.background.close()
             if state.runner is not None:
                 await asyncio.to_thread(state.runner.close)
                 in_flight = state.admission.in_flight
                 _logger.warning("stopped: %d requests in flight, model closed, traces flushed", in_flight)
+            if state.store is not None:
+                await state.store.aclose()
 
     return lifespan
 
@@ -127,19 +170,28 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
     """The app for one model; it loads the model at startup unless a ``runner`` is given."""
     state = ServerState(settings, runner)
     model_name = settings.model_name or settings.model_uri
+    face = ResponsesFace(model_name)
     invocations = AgentEndpoint(state, InvocationsFace())
-    responses = AgentEndpoint(state, ResponsesFace(model_name))
+    responses = AgentEndpoint(state, face)
+    stored = StoredRoutes(None, None, face.frame)
     info = _Info(state, model_name)
-    routes = [
-        Route("/invocations", invocations, methods=["POST"]),
-        Route("/responses", responses, methods=["POST"]),
-        Route("/v1/responses", responses, methods=["POST"]),
+    routes = [Route("/invocations", invocations, methods=["POST"])]
+    for prefix in ("", "/v1"):
+        routes += [
+            Route(f"{prefix}/responses", responses, methods=["POST"]),
+            Route(f"{prefix}/responses/{{response_id}}", stored.get, methods=["GET"]),
+            Route(f"{prefix}/responses/{{response_id}}", stored.delete, methods=["DELETE"]),
+            Route(f"{prefix}/responses/{{response_id}}/cancel", stored.cancel, methods=["POST"]),
+            Route(f"{prefix}/responses/{{response_id}}/input_items", stored.input_items, methods=["GET"]),
+        ]
+    routes += [
         Route("/v1/models", info.models, methods=["GET"]),
         Route("/health", info.health, methods=["GET"]),
         Route("/ready", info.ready, methods=["GET"]),
         Route("/version", info.version, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=_lifespan(state), exception_handlers={HTTPException: _http_error})
+    lifespan = _lifespan(state, face, stored)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.server = state
     return app
 

@@ -39,6 +39,8 @@ from agentship.errors import (
     BackendUnavailableError,
     ConfigError,
     InvalidRequestError,
+    SchemaTooNewError,
+    StateError,
 )
 
 _logger = logging.getLogger("serving")
@@ -97,6 +99,11 @@ def classify(exc: BaseException, retry_after_s: int = 1) -> HttpError:
         return _status_error(exc, retry_after_s)
     if isinstance(exc, BackendError):
         return HttpError(502, "upstream_error", exc.message, code="upstream_error")
+    if isinstance(exc, SchemaTooNewError):
+        return HttpError(500, "server_error", exc.message, code="state_schema_too_new")
+    if isinstance(exc, StateError):
+        headers = {"Retry-After": str(retry_after_s)}
+        return HttpError(503, "server_error", exc.message, code="state_unavailable", headers=headers)
     if isinstance(exc, AgentRunError):
         return HttpError(500, "server_error", exc.message, code="agent_error")
     if isinstance(exc, ConfigError):

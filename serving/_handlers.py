@@ -13,19 +13,27 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from agentship.errors import StateError
+from agentship.state.records import Status
 from serving._admission import Admission
 from serving._body import ClientGone, read_json
 from serving._errors import HttpError, classify
-from serving._faces import RETURN_TRACE_HEADER, Call, Face
+from serving._faces import RETURN_TRACE_HEADER, Call, Face, RequestInfo
 from serving._run import AgentRun
 from serving._runner import ModelRunner
 from serving._settings import ServerSettings
+from serving._stored import USER_HEADER
+
+if TYPE_CHECKING:
+    from agentship.state import StateStore
+    from serving._background import BackgroundRuns
 
 _logger = logging.getLogger("serving")
 
@@ -39,6 +47,8 @@ class ServerState:
     load_error: str | None = None
     started: float = field(default_factory=time.monotonic)
     admission: Admission = field(init=False)
+    store: StateStore | None = None
+    background: BackgroundRuns | None = None
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.settings.max_concurrency, self.settings.retry_after_s)
@@ -89,8 +99,11 @@ class AgentEndpoint:
     # -- parse --------------------------------------------------------------------------------
     async def _call(self, request: Request) -> Call:
         body = await read_json(request, self.state.settings.max_body_bytes)
-        return_trace = request.headers.get(RETURN_TRACE_HEADER, "").lower() == "true"
-        return self.face.parse(body, return_trace)
+        info = RequestInfo(
+            return_trace=request.headers.get(RETURN_TRACE_HEADER, "").lower() == "true",
+            user=request.headers.get(USER_HEADER) or None,
+        )
+        return await self.face.parse(body, info)
 
     async def _respond(self, request: Request, runner: ModelRunner) -> Response | None:
         """The answer to send, or None when the client has gone (nothing to send)."""
@@ -101,6 +114,9 @@ class AgentEndpoint:
             return None
         except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
             return error_response(self._classify(exc))
+        if call.background:
+            assert self.state.background is not None  # a face only allows it with a store
+            return await self.state.background.submit(call, self.face)
         run = AgentRun(runner, call.request, self.state.settings.request_timeout_s, call.response_id)
         if call.stream:
             return EventSourceResponse(
@@ -134,8 +150,36 @@ class AgentEndpoint:
         if work.cancelled():
             return None
         if (exc := work.exception()) is not None:
-            return error_response(self._classify(exc))
-        return JSONResponse(call.encoder.body(run.trace_id))
+            error = self._classify(exc)
+            if call.recorder is not None:
+                call.encoder.fail(error)
+                await self._store(call, "failed")
+            return error_response(error)
+        body = call.encoder.body(run.trace_id)
+        try:
+            await self._store(call, "completed")
+        except StateError as failure:
+            return error_response(self._classify(failure))
+        return JSONResponse(body)
+
+    async def _store(self, call: Call, status: Status) -> None:
+        """Store the response (before the client sees its end); a failed one only if possible."""
+        if call.recorder is None:
+            return
+        final = getattr(call.encoder, "final", None) or {}
+        try:
+            await call.recorder.save(status, final)
+        except StateError:
+            if status == "completed":
+                raise
+            _logger.warning("could not store the failed response %s", call.response_id)
+
+    async def _tail(self, call: Call, tail: list[dict[str, Any]], status: Status) -> list[dict[str, Any]]:
+        try:
+            await self._store(call, status)
+        except StateError as exc:  # the answer cannot be continued from: say so, not "completed"
+            return [*tail[:-1], *call.encoder.replace_end(self._classify(exc))]
+        return tail
 
     async def _stream(self, run: AgentRun, call: Call) -> AsyncIterator[dict[str, str]]:
         frame, encoder = self.face.frame, call.encoder
@@ -147,10 +191,10 @@ class AgentEndpoint:
                     for event in encoder.feed(agent_event):
                         yield frame(event)
         except Exception as exc:  # noqa: BLE001 - a failure mid-stream ends the stream
-            for event in encoder.fail(self._classify(exc)):
-                yield frame(event)
+            tail = await self._tail(call, encoder.fail(self._classify(exc)), "failed")
         else:
-            for event in encoder.finish(run.trace_id):
-                yield frame(event)
+            tail = await self._tail(call, encoder.finish(run.trace_id), "completed")
+        for event in tail:
+            yield frame(event)
         if self.face.end_marker:
             yield {"data": self.face.end_marker}

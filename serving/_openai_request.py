@@ -7,7 +7,8 @@ items that OpenAI clients send back from earlier turns are mapped for the agent:
 * ``mcp_call`` (how this server shows the tools it ran) becomes the ``function_call`` and
   ``function_call_output`` pair the agent's model produced;
 * ``mcp_list_tools`` carries no conversation and is skipped;
-* ``item_reference`` is refused with a 400 that names it: this server stores no responses yet.
+* ``item_reference`` items are replaced by the stored items they name (the caller looks them
+  up: :func:`references` lists them, :func:`substitute` puts them in).
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from serving._errors import invalid
+from serving._errors import HttpError, invalid
 
-_NOT_YET = {
-    "previous_response_id": "send the whole conversation in 'input' (stored responses are not kept yet)",
-    "background": "background runs are not available yet; run in the foreground, streaming if it is long",
-    "prompt": "stored prompts are not available on this server; send 'instructions' instead",
-}
+_NOT_SUPPORTED = {"prompt": "stored prompts are not available on this server; send 'instructions' instead"}
+MAX_ID = 255
+"""Longest user or conversation id accepted."""
 
 
 class ResponsesBody(BaseModel):
@@ -35,9 +34,13 @@ class ResponsesBody(BaseModel):
     input: str | list[Any]
     model: str | None = None
     stream: StrictBool = False
+    store: StrictBool = True
+    background: StrictBool = False
+    previous_response_id: str | None = Field(None, max_length=MAX_ID)
+    include: list[str] | None = None
     instructions: str | None = None
     conversation: str | dict[str, Any] | None = None
-    user: str | None = None
+    user: str | None = Field(None, max_length=MAX_ID)
     metadata: dict[str, str] | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
@@ -74,15 +77,74 @@ def _field_error(exc: pydantic.ValidationError) -> str:
 
 def parse_body(body: dict[str, Any]) -> ResponsesBody:
     """The checked body; :class:`~serving._errors.HttpError` 400 naming the first bad field."""
-    for name, hint in _NOT_YET.items():
+    for name, hint in _NOT_SUPPORTED.items():
         if body.get(name):
-            raise invalid(f"'{name}' is not supported by this server yet: {hint}", param=name)
+            raise invalid(f"'{name}' is not supported by this server: {hint}", param=name)
     if "input" not in body:
         raise invalid("the request is missing the required field 'input'", param="input")
     try:
-        return ResponsesBody.model_validate(body)
+        parsed = ResponsesBody.model_validate(body)
     except pydantic.ValidationError as exc:
         raise invalid(_field_error(exc), param=str(exc.errors()[0]["loc"][0])) from exc
+    if parsed.previous_response_id and parsed.conversation:
+        raise invalid(
+            "'previous_response_id' and 'conversation' cannot be used together: continue either a "
+            "stored response or a conversation",
+            param="previous_response_id",
+        )
+    if parsed.background and not parsed.store:
+        raise invalid("a background response must be stored: set 'store' to true", param="background")
+    conversation = conversation_id(parsed)
+    if conversation is not None and (not conversation or len(conversation) > MAX_ID):
+        raise invalid(f"'conversation' must be an id of 1 to {MAX_ID} characters", param="conversation")
+    return parsed
+
+
+def conversation_id(parsed: ResponsesBody) -> str | None:
+    conversation = parsed.conversation
+    if isinstance(conversation, dict):
+        conversation = conversation.get("id")
+    return None if conversation is None else str(conversation)
+
+
+def input_items(parsed: ResponsesBody) -> list[dict[str, Any]]:
+    """The request's input as items (a string is one user message)."""
+    if isinstance(parsed.input, str):
+        return [{"role": "user", "content": parsed.input}]
+    for index, item in enumerate(parsed.input):
+        if not isinstance(item, dict):
+            raise invalid(f"'input[{index}]' must be an object, not {type(item).__name__}", param="input")
+    return list(parsed.input)
+
+
+def references(items: list[dict[str, Any]]) -> list[str]:
+    """The ids that ``item_reference`` items point at."""
+    ids = []
+    for index, item in enumerate(items):
+        if item.get("type") == "item_reference":
+            if not isinstance(item.get("id"), str) or not item["id"]:
+                raise invalid(f"'input[{index}]' is an item_reference without an 'id'", param="input")
+            ids.append(item["id"])
+    return ids
+
+
+def substitute(items: list[dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """``items`` with every ``item_reference`` replaced by the stored item; 400 naming a missing one."""
+    out = []
+    for index, item in enumerate(items):
+        if item.get("type") != "item_reference":
+            out.append(item)
+        elif item["id"] in found:
+            out.append(found[item["id"]])
+        else:
+            raise HttpError(
+                400,
+                "invalid_request_error",
+                f"'input[{index}]' is an item_reference to {item['id']!r}, which is not a stored item of "
+                "this user (it may have expired, or been sent with store: false)",
+                param="input",
+            )
+    return out
 
 
 def _error_text(error: Any) -> str:
@@ -97,24 +159,18 @@ def _error_text(error: Any) -> str:
     return str(content or error)
 
 
-def _input_item(index: int, item: Any) -> list[dict[str, Any]]:
+def _agent_item(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     """One input item as the agent's items (none, one, or the pair an ``mcp_call`` stands for)."""
-    if not isinstance(item, dict):
-        raise invalid(f"'input[{index}]' must be an object, not {type(item).__name__}", param="input")
     kind = item.get("type")
     if kind == "item_reference":
-        raise invalid(
-            f"'input[{index}]' is an item_reference (to {item.get('id')!r}); this server does not store "
-            "responses yet, so send the item itself (with the Vercel AI SDK, set store: false)",
-            param="input",
-        )
+        raise invalid(f"'input[{index}]' is an item_reference that was not resolved", param="input")
     if kind == "mcp_list_tools":
         return []
     if kind == "mcp_call":
-        call_id = str(item.get("id") or f"mcp_{index}")
+        call_id = str(item.get("id") or f"mcp_{index}").removeprefix("mcp_")
         call = {
             "type": "function_call",
-            "id": call_id,
+            "id": f"fc_{call_id}",
             "call_id": call_id,
             "name": str(item.get("name") or "tool"),
             "arguments": str(item.get("arguments") or "{}"),
@@ -126,22 +182,17 @@ def _input_item(index: int, item: Any) -> list[dict[str, Any]]:
     return [item]
 
 
-def agent_request(parsed: ResponsesBody) -> dict[str, Any]:
-    """A checked ``POST /responses`` body as a ResponsesAgent request body."""
-    raw = parsed.input
-    items: list[dict[str, Any]] = []
-    if isinstance(raw, str):
-        items.append({"role": "user", "content": raw})
-    else:
-        for index, item in enumerate(raw):
-            items += _input_item(index, item)
+def agent_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Input items (references resolved) as the agent's input items."""
+    return [out for index, item in enumerate(items) for out in _agent_item(index, item)]
+
+
+def agent_request(parsed: ResponsesBody, items: list[dict[str, Any]], user_id: str | None) -> dict[str, Any]:
+    """A checked body as a ResponsesAgent request over ``items`` (the agent's whole input)."""
     if parsed.instructions:
-        items.insert(0, {"role": "system", "content": parsed.instructions})
+        items = [{"role": "system", "content": parsed.instructions}, *items]
     request: dict[str, Any] = {"input": items}
-    conversation = parsed.conversation
-    if isinstance(conversation, dict):
-        conversation = conversation.get("id")
-    context = {k: v for k, v in {"conversation_id": conversation, "user_id": parsed.user}.items() if v}
+    context = {k: v for k, v in {"conversation_id": conversation_id(parsed), "user_id": user_id}.items() if v}
     if context:
         request["context"] = context
     if parsed.custom_inputs:

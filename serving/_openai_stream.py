@@ -26,7 +26,7 @@ from uuid import uuid4
 from agentship.events import AgentEvent, Completed, ItemAdded, ItemDone, ReasoningDelta, TextDelta
 from agentship.openai_wire import response_object
 
-Status = Literal["in_progress", "completed", "failed", "incomplete"]
+Status = Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
 
 
 def full_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -46,7 +46,7 @@ def full_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _text_of(item: dict[str, Any]) -> str:
+def text_of(item: dict[str, Any]) -> str:
     parts = item.get("content") or item.get("summary") or []
     return "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
 
@@ -74,6 +74,8 @@ class ResponseEncoder:
     echo: dict[str, Any] = field(default_factory=dict)
     """Request fields echoed in the response object (instructions, temperature, metadata, …)."""
     usage: dict[str, Any] | None = None
+    first_index: int = 0
+    """The output index of the first item (a run taken over continues after the earlier attempt's)."""
     _seq: int = 0
     _items: dict[str, _Item] = field(default_factory=dict)  # by item id (server tools: by call_id)
     _calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # call_id -> the open mcp_call
@@ -81,8 +83,9 @@ class ResponseEncoder:
     # -- the response object -------------------------------------------------------------
     def response(self, status: Status, error: dict[str, Any] | None = None) -> dict[str, Any]:
         done = sorted((i for i in self._items.values() if i.done is not None), key=lambda i: i.index)
-        output = [] if status == "in_progress" else [i.done for i in done if i.done is not None]
-        usage = None if status == "in_progress" else full_usage(self.usage)
+        open_status = status in ("queued", "in_progress")
+        output = [] if open_status else [i.done for i in done if i.done is not None]
+        usage = None if open_status else full_usage(self.usage)
         obj = response_object(self.response_id, self.model, output, usage, status)
         obj.update(self.echo)
         obj.update(created_at=self.created_at, error=error)
@@ -106,10 +109,20 @@ class ResponseEncoder:
             self.echo["metadata"] = {**(self.echo.get("metadata") or {}), **metadata}
         return [*out, self._event("response.completed", response=self.response("completed"))]
 
-    def failed(self, code: str | None, message: str) -> list[dict[str, Any]]:
+    def failed(self, code: str | None, message: str, status: Status = "failed") -> list[dict[str, Any]]:
+        """Close what is still open, then ``response.failed`` (``status`` "cancelled" for a cancel)."""
         out = self.close_pending(message)
         error = {"code": code or "server_error", "message": message}
-        return [*out, self._event("response.failed", response=self.response("failed", error))]
+        return [*out, self._event("response.failed", response=self.response(status, error))]
+
+    def event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """An event in this response's sequence (for the events of a run taken over)."""
+        return self._event(kind, **fields)
+
+    def replace_end(self, code: str | None, message: str) -> list[dict[str, Any]]:
+        """``response.failed`` in place of the terminal event just made (not sent): same number."""
+        self._seq -= 1
+        return self.failed(code, message)
 
     # -- events ------------------------------------------------------------------------------
     def feed(self, event: AgentEvent) -> list[dict[str, Any]]:
@@ -126,7 +139,7 @@ class ResponseEncoder:
         return []
 
     def _open(self, key: str, kind: str, announced: dict[str, Any]) -> tuple[_Item, dict[str, Any]]:
-        item = self._items[key] = _Item(len(self._items), kind, str(announced.get("id")))
+        item = self._items[key] = _Item(self.first_index + len(self._items), kind, str(announced.get("id")))
         return item, self._event("response.output_item.added", output_index=item.index, item=announced)
 
     def _close(self, item: _Item, final: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +206,7 @@ class ResponseEncoder:
 
     def _message_done(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
         item, out = self._opened(str(raw.get("id") or f"msg_{uuid4().hex[:24]}"), "message")
-        text = _text_of(raw)
+        text = text_of(raw)
         where = self._where(item, content_index=0)
         parts = [{"annotations": [], **p} for p in raw.get("content") or [] if isinstance(p, dict)]
         final = {
@@ -215,7 +228,7 @@ class ResponseEncoder:
 
     def _reasoning_done(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
         item, out = self._opened(str(raw.get("id") or f"rs_{uuid4().hex[:24]}"), "reasoning")
-        text = _text_of(raw)
+        text = text_of(raw)
         summary = [{"type": "summary_text", "text": text}] if text else []
         if item.part_open:
             where = self._where(item, summary_index=0)

@@ -18,6 +18,8 @@ class ServerSettings:
     """Largest request body accepted (413 beyond it)."""
     retry_after_s: int = 1
     """Retry-After (seconds) sent with a 429."""
+    background_timeout_s: float = 3600.0
+    """How long a background response may run."""
     drain_timeout_s: float = 25.0
     """On SIGTERM, how long open streams may run to their end before they are cut."""
     model_name: str | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from agentship.testing.postgres import PostgresServer, start_postgres, stop_postgres
 from agentship.testing.processes import ServerProcess, start_scripted_llm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,3 +50,11 @@ def scripted(log_dir: Path) -> Iterator[ServerProcess]:
     server = start_scripted_llm(log_dir)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on loopback for the whole session; tests make their own databases."""
+    server = start_postgres()
+    yield server
+    stop_postgres(server)

@@ -19,18 +19,19 @@ TOOLS = "agentship.examples.tools"
 
 
 class ScriptedAgent(AgentshipResponsesAgent):
-    def __init__(self, model: ScriptedModel) -> None:
+    def __init__(self, model: ScriptedModel, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.environ = dict(environ or {"AGENTSHIP_STATE_URL": "none"})
 
     def build_backend(self, model_config: Mapping[str, Any]) -> AgentBackend:
         return OpenAIAgentsBackend(
-            parse_config(dict(model_config)), {}, model_factory=lambda name: self.model
+            parse_config(dict(model_config)), self.environ, model_factory=lambda name: self.model
         )
 
 
-def load(model: ScriptedModel, **config: Any) -> ScriptedAgent:
-    agent = ScriptedAgent(model)
+def load(model: ScriptedModel, environ: Mapping[str, str] | None = None, **config: Any) -> ScriptedAgent:
+    agent = ScriptedAgent(model, environ)
     base = {"name": "assistant", "instructions": "be helpful", "tracing": False}
     agent.load_context(PythonModelContext({}, {**base, **config}))
     return agent
@@ -174,3 +175,55 @@ def test_bad_config_fails_at_load_with_the_field_named() -> None:
 def test_no_endpoint_is_a_clear_config_error() -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         OpenAIAgentsBackend(parse_config({"name": "x"}), {})
+
+
+def _texts(call_input: Any) -> list[tuple[str, str]]:
+    """(role or type, text) of each item a model call received."""
+    out = []
+    for item in call_input:
+        if item.get("type") in ("function_call", "function_call_output"):
+            out.append((item["type"], str(item.get("output") or item.get("name"))))
+        else:
+            content = item.get("content")
+            text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+            out.append((item.get("role", "?"), text))
+    return out
+
+
+def test_a_conversation_id_keeps_the_history_in_the_state_store(tmp_path: Any) -> None:
+    model = ScriptedModel(
+        [[assistant_message("Hi Zed.")], [assistant_message("You are Zed.")], [assistant_message("ok")]]
+    )
+    environ = {"AGENTSHIP_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+    agent = load(model, environ)
+    context = {"conversation_id": "c-1", "user_id": "zed"}
+    agent.predict({"input": [{"role": "user", "content": "I am Zed"}], "context": context})
+    agent.predict({"input": [{"role": "user", "content": "Who am I?"}], "context": context})
+    # The second call sent only the new message; the model still saw the whole conversation.
+    assert _texts(model.calls[1].input) == [
+        ("user", "I am Zed"),
+        ("assistant", "Hi Zed."),
+        ("user", "Who am I?"),
+    ]
+    agent.close()
+
+    # Another process (a restart, or another replica) continues it; a client that resends the
+    # whole history anyway duplicates nothing.
+    again = load(model, environ)
+    history = [
+        {"role": "user", "content": "I am Zed"},
+        {"role": "assistant", "content": "Hi Zed."},
+        {"role": "user", "content": "Who am I?"},
+        {"role": "assistant", "content": "You are Zed."},
+        {"role": "user", "content": "Thanks"},
+    ]
+    again.predict({"input": history, "context": context})
+    assert _texts(model.calls[2].input) == [(m["role"], m["content"]) for m in history]
+    model.assert_complete()
+    # Another user's conversation of the same id is another conversation.
+    other = ScriptedModel([[assistant_message("hello")]])
+    stranger = load(other, environ)
+    stranger.predict({"input": [{"role": "user", "content": "hi"}], "context": {**context, "user_id": "eve"}})
+    assert _texts(other.calls[0].input) == [("user", "hi")]
+    again.close()
+    stranger.close()

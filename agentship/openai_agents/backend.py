@@ -16,7 +16,9 @@ from typing import Any
 
 import openai
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
+from agents.memory import Session
 from mlflow.types.responses import ResponsesAgentRequest
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents import (
     Agent,
@@ -37,6 +39,7 @@ from agentship.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
+    StateError,
     backend_status_message,
 )
 from agentship.events import AgentEvent, Completed
@@ -44,6 +47,8 @@ from agentship.imports import import_object
 from agentship.inputs import input_dicts
 from agentship.openai_agents.config import OpenAIAgentsConfig, SubAgentConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
+from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
+from agentship.state import StateSettings, StateStore
 
 _logger = logging.getLogger(__name__)
 
@@ -122,6 +127,8 @@ class OpenAIAgentsBackend:
                 "(for an OpenAI-compatible server) in the serving environment"
             )
         self.endpoint = self.base_url or DEFAULT_ENDPOINT
+        self._state_settings = StateSettings.from_environ(environ)
+        self._memory: ConversationMemory | None = None
         self._per_loop: dict[
             asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, Agent[AgentRunContext]]
         ] = {}
@@ -157,7 +164,11 @@ class OpenAIAgentsBackend:
         return built[1]
 
     async def start(self) -> None:
-        """Nothing to do: the OpenAI client connects on first use."""
+        """Open the state store (conversation memory); the OpenAI client connects on first use."""
+        if self._state_settings is not None:
+            store = await StateStore.open(self._state_settings)
+            self._memory = ConversationMemory(store)
+            _logger.info("conversation memory in %s", self._state_settings.describe())
 
     async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
         context = AgentRunContext(
@@ -165,12 +176,31 @@ class OpenAIAgentsBackend:
             conversation_id=request.context.conversation_id if request.context else None,
             user_id=request.context.user_id if request.context else None,
         )
+        if context.conversation_id and self._memory is not None:
+            try:
+                async with self._memory.turn(context.user_id or "", context.conversation_id) as session:
+                    async for event in self._run(request, context, session):
+                        yield event
+            except SQLAlchemyError as exc:
+                raise StateError("the state store is unavailable; retry later") from exc
+            return
+        async for event in self._run(request, context, None):
+            yield event
+
+    async def _run(
+        self, request: ResponsesAgentRequest, context: AgentRunContext, session: Session | None
+    ) -> AsyncIterator[AgentEvent]:
         result = Runner.run_streamed(
             self._agent(),
             to_run_input(input_dicts(request)),
             context=context,
             max_turns=self.config.max_turns,
-            run_config=RunConfig(workflow_name=self.config.name, tracing_disabled=not self.config.tracing),
+            session=session,
+            run_config=RunConfig(
+                workflow_name=self.config.name,
+                tracing_disabled=not self.config.tracing,
+                session_input_callback=keep_new_turn if session is not None else None,
+            ),
         )
         translator = StreamTranslator()
         try:
@@ -188,8 +218,8 @@ class OpenAIAgentsBackend:
 
     def _map_error(self, exc: BaseException) -> BaseException:
         """The package error for a failed run: a client-safe message, the detail logged here."""
-        if isinstance(exc, (AgentError, asyncio.CancelledError, GeneratorExit)):
-            return exc
+        if isinstance(exc, (AgentError, asyncio.CancelledError, GeneratorExit, SQLAlchemyError)):
+            return exc  # a store failure is mapped where the session is held
         mapped = self._classify(exc)
         if isinstance(mapped, BackendError):
             _logger.warning("%s (%s): %s", mapped.message, self.endpoint, mapped.detail)
@@ -221,3 +251,5 @@ class OpenAIAgentsBackend:
         for client, _ in list(self._per_loop.values()):
             await client.close()
         self._per_loop.clear()
+        if self._memory is not None:
+            await self._memory.store.aclose()

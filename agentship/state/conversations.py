@@ -1,0 +1,53 @@
+"""A backend's server-side handle for each conversation (a Llama Stack session or conversation),
+kept in the store so that any replica can continue any conversation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agentship.state.engine import transaction
+from agentship.state.schema import conversations
+
+
+class ConversationMap:
+    def __init__(
+        self, engine: AsyncEngine, backend: str, ttl_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.ttl_s = ttl_s
+        self.clock = clock
+
+    async def get(self, key: str) -> str | None:
+        query = select(conversations.c.server_id).where(
+            conversations.c.key == key,
+            conversations.c.backend == self.backend,
+            conversations.c.expires_at > self.clock(),
+        )
+        async with transaction(self.engine) as conn:
+            return (await conn.execute(query)).scalar()
+
+    async def put(self, key: str, server_id: str) -> None:
+        now = self.clock()
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        values = {
+            "server_id": server_id,
+            "backend": self.backend,
+            "updated_at": now,
+            "expires_at": now + self.ttl_s,
+        }
+        statement = insert(conversations).values(key=key, **values)
+        async with transaction(self.engine) as conn:
+            await conn.execute(
+                statement.on_conflict_do_update(index_elements=[conversations.c.key], set_=values)
+            )
+
+    async def forget(self, key: str) -> None:
+        async with transaction(self.engine) as conn:
+            await conn.execute(delete(conversations).where(conversations.c.key == key))

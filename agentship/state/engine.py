@@ -1,0 +1,58 @@
+"""The async engine for a state URL, and the one place database failures become errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from agentship.errors import StateError
+from agentship.state.settings import StateSettings
+
+_logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_engine(settings: StateSettings) -> AsyncEngine:
+    """An engine for the current event loop (asyncpg connections belong to the loop that made them)."""
+    if settings.is_sqlite:
+        engine = create_async_engine(settings.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+                cursor.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cursor.close()
+
+        return engine
+    return create_async_engine(
+        settings.url,
+        pool_size=10,
+        max_overflow=40,
+        pool_timeout=10,
+        pool_pre_ping=True,  # a restarted server's dead connections are replaced, not used
+        pool_recycle=1800,
+        connect_args={"timeout": 5, "command_timeout": 30},
+    )
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction; a database failure becomes :class:`StateError` (its detail is logged)."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except (SQLAlchemyError, OSError) as exc:
+        _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
+        raise StateError("the state store is unavailable; retry later") from exc

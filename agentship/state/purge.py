@@ -1,0 +1,84 @@
+"""Retention: what has outlived the TTL is deleted, and conversations are kept to a size."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agentship.state.engine import transaction
+from agentship.state.records import trim_history
+from agentship.state.schema import (
+    agent_messages,
+    agent_sessions,
+    conversations,
+    locks,
+    response_events,
+    response_items,
+    responses,
+)
+from agentship.state.settings import StateSettings
+
+_logger = logging.getLogger(__name__)
+
+
+async def purge_expired(
+    engine: AsyncEngine, settings: StateSettings, clock: Callable[[], float] = time.time
+) -> int:
+    """Delete expired responses (with their items and events), conversation handles, stale locks
+    and SDK sessions untouched for the TTL. Returns how many rows went."""
+    now = clock()
+    expired = select(responses.c.id).where(responses.c.expires_at < now)
+    cutoff = _sdk_cutoff(engine.dialect.name, settings.ttl_s)
+    removed = 0
+    async with transaction(engine) as conn:
+        for statement in (
+            delete(response_events).where(response_events.c.response_id.in_(expired)),
+            delete(response_items).where(response_items.c.response_id.in_(expired)),
+            delete(responses).where(responses.c.expires_at < now),
+            delete(conversations).where(conversations.c.expires_at < now),
+            delete(locks).where(locks.c.expires_at < now - 3600),
+            delete(agent_messages).where(
+                agent_messages.c.session_id.in_(
+                    select(agent_sessions.c.session_id).where(agent_sessions.c.updated_at < cutoff)
+                )
+            ),
+            delete(agent_sessions).where(agent_sessions.c.updated_at < cutoff),
+        ):
+            removed += (await conn.execute(statement)).rowcount or 0
+    if removed:
+        _logger.info("state store: purged %d expired rows", removed)
+    return removed
+
+
+def _sdk_cutoff(dialect: str, ttl_s: float) -> Any:
+    """The SDK stamps rows with CURRENT_TIMESTAMP: compare on the database's own clock."""
+    if dialect == "postgresql":
+        return func.localtimestamp() - timedelta(seconds=ttl_s)
+    return func.datetime("now", f"-{int(ttl_s)} seconds")
+
+
+async def trim_session(engine: AsyncEngine, session_id: str, max_items: int) -> int:
+    """Keep an SDK session to its newest ``max_items`` items at most, cut at a turn boundary."""
+    where = agent_messages.c.session_id == session_id
+    async with transaction(engine) as conn:
+        count = (await conn.execute(select(func.count()).where(where))).scalar() or 0
+        if count <= max_items:
+            return 0
+        rows = (
+            await conn.execute(
+                select(agent_messages.c.id, agent_messages.c.message_data)
+                .where(where)
+                .order_by(agent_messages.c.id)
+            )
+        ).all()
+        kept = trim_history([json.loads(row.message_data) for row in rows], max_items)
+        first_kept = rows[len(rows) - len(kept)].id
+        done = await conn.execute(delete(agent_messages).where(where, agent_messages.c.id < first_kept))
+    return done.rowcount or 0

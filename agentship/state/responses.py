@@ -1,0 +1,248 @@
+"""Stored responses, and the background runs among them.
+
+Consistency, per operation (every one is a single transaction):
+
+* :meth:`ResponseStore.save` writes a response and its output items at once: a reader sees the
+  whole response or none of it, on any replica, as soon as ``save`` returns.
+* :meth:`ResponseStore.get`, :meth:`~ResponseStore.items` and :meth:`~ResponseStore.delete`
+  only ever see the caller's own user's records.
+* A background run is owned by one replica at a time: :meth:`RunStore.claim` is a
+  compare-and-swap on its lease, and every write of the owner is guarded by it, so a replica
+  whose lease was taken over can no longer write.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from agentship.state.engine import transaction
+from agentship.state.records import TERMINAL, RunControl, StoredResponse
+from agentship.state.schema import response_events, response_items, responses
+from agentship.state.settings import StateSettings
+
+_COLUMNS = (
+    "id user_id conversation_id previous_response_id status background request input history output response "
+    "created_at expires_at attempt cancel_requested owner lease_until"
+).split()
+
+
+def _record(row: Any) -> StoredResponse:
+    return StoredResponse(**{name: getattr(row, name) for name in _COLUMNS})
+
+
+def _values(rec: StoredResponse, now: float) -> dict[str, Any]:
+    values = {name: getattr(rec, name) for name in _COLUMNS}
+    values["updated_at"] = now
+    return values
+
+
+class ResponseStore:
+    def __init__(
+        self, engine: AsyncEngine, settings: StateSettings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+
+    def new_record(self, **fields: Any) -> StoredResponse:
+        now = self.clock()
+        return StoredResponse(**fields, created_at=now, expires_at=now + self.settings.ttl_s)
+
+    async def save(self, rec: StoredResponse) -> None:
+        """Insert or replace ``rec`` with its output items."""
+        async with transaction(self.engine) as conn:
+            await conn.execute(delete(responses).where(responses.c.id == rec.id))
+            await conn.execute(insert(responses).values(**_values(rec, self.clock())))
+            await self._write_items(conn, rec)
+
+    @staticmethod
+    async def _write_items(conn: AsyncConnection, rec: StoredResponse) -> None:
+        await conn.execute(delete(response_items).where(response_items.c.response_id == rec.id))
+        rows = [
+            {
+                "response_id": rec.id,
+                "position": i,
+                "item_id": str(item["id"]),
+                "user_id": rec.user_id,
+                "item": item,
+            }
+            for i, item in enumerate((rec.response or {}).get("output") or [])
+            if item.get("id")
+        ]
+        if rows:
+            await conn.execute(insert(response_items), rows)
+
+    async def get(self, user_id: str, response_id: str) -> StoredResponse | None:
+        async with transaction(self.engine) as conn:
+            row = (
+                await conn.execute(
+                    select(responses).where(
+                        responses.c.id == response_id,
+                        responses.c.user_id == user_id,
+                        responses.c.expires_at > self.clock(),
+                    )
+                )
+            ).first()
+        return None if row is None else _record(row)
+
+    async def get_any(self, response_id: str) -> StoredResponse | None:
+        """A response whoever it belongs to (for the server's own bookkeeping, never a client)."""
+        async with transaction(self.engine) as conn:
+            row = (await conn.execute(select(responses).where(responses.c.id == response_id))).first()
+        return None if row is None else _record(row)
+
+    async def delete(self, user_id: str, response_id: str) -> bool:
+        async with transaction(self.engine) as conn:
+            await conn.execute(delete(response_events).where(response_events.c.response_id == response_id))
+            await conn.execute(delete(response_items).where(response_items.c.response_id == response_id))
+            done = await conn.execute(
+                delete(responses).where(responses.c.id == response_id, responses.c.user_id == user_id)
+            )
+        return bool(done.rowcount)
+
+    async def items(self, user_id: str, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The user's stored output items with these ids (the newest, if an id repeats)."""
+        if not item_ids:
+            return {}
+        query = (
+            select(response_items.c.item_id, response_items.c.item)
+            .join(responses, responses.c.id == response_items.c.response_id)
+            .where(
+                response_items.c.user_id == user_id,
+                response_items.c.item_id.in_(list(item_ids)),
+                responses.c.expires_at > self.clock(),
+            )
+            .order_by(responses.c.created_at)
+        )
+        async with transaction(self.engine) as conn:
+            return {row.item_id: dict(row.item) for row in await conn.execute(query)}
+
+
+class RunStore(ResponseStore):
+    """Background runs: leases, their event log, cancellation."""
+
+    async def claim(self, response_id: str, owner: str, lease_s: float) -> StoredResponse | None:
+        """Take the run if it is unfinished and unowned (or its owner's lease ran out)."""
+        now = self.clock()
+        async with transaction(self.engine) as conn:
+            taken = await conn.execute(
+                update(responses)
+                .where(
+                    responses.c.id == response_id,
+                    responses.c.status.in_(("queued", "in_progress")),
+                    (responses.c.lease_until.is_(None)) | (responses.c.lease_until < now),
+                )
+                .values(
+                    owner=owner, lease_until=now + lease_s, attempt=responses.c.attempt + 1, updated_at=now
+                )
+            )
+            if not taken.rowcount:
+                return None
+            row = (await conn.execute(select(responses).where(responses.c.id == response_id))).first()
+        return None if row is None else _record(row)
+
+    async def heartbeat(self, response_id: str, owner: str, lease_s: float) -> RunControl:
+        now = self.clock()
+        async with transaction(self.engine) as conn:
+            kept = await conn.execute(
+                update(responses)
+                .where(responses.c.id == response_id, responses.c.owner == owner)
+                .values(lease_until=now + lease_s)
+            )
+            cancel = (
+                await conn.execute(select(responses.c.cancel_requested).where(responses.c.id == response_id))
+            ).scalar()
+        return RunControl(still_owner=bool(kept.rowcount), cancel_requested=bool(cancel))
+
+    async def append(
+        self, response_id: str, owner: str, first_seq: int, events: list[dict[str, Any]]
+    ) -> bool:
+        """Append events ``first_seq…``; False (nothing written) if ``owner`` lost the run."""
+        if not events:
+            return True
+        async with transaction(self.engine) as conn:
+            if not await self._owns(conn, response_id, owner):
+                return False
+            rows = [
+                {"response_id": response_id, "seq": first_seq + i, "event": e} for i, e in enumerate(events)
+            ]
+            await conn.execute(insert(response_events), rows)
+        return True
+
+    async def _owns(self, conn: AsyncConnection, response_id: str, owner: str) -> bool:
+        found = await conn.execute(
+            select(responses.c.id)
+            .where(responses.c.id == response_id, responses.c.owner == owner)
+            .with_for_update()
+        )
+        return found.first() is not None
+
+    async def events_after(self, response_id: str, after_seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        query = (
+            select(response_events.c.event)
+            .where(response_events.c.response_id == response_id, response_events.c.seq > after_seq)
+            .order_by(response_events.c.seq)
+            .limit(limit)
+        )
+        async with transaction(self.engine) as conn:
+            return [dict(row.event) for row in await conn.execute(query)]
+
+    async def finish(
+        self, rec: StoredResponse, owner: str, first_seq: int, events: list[dict[str, Any]]
+    ) -> bool:
+        """Write the run's last events and its final state at once, if ``owner`` still holds it."""
+        async with transaction(self.engine) as conn:
+            if not await self._owns(conn, rec.id, owner):
+                return False
+            if events:
+                rows = [
+                    {"response_id": rec.id, "seq": first_seq + i, "event": e} for i, e in enumerate(events)
+                ]
+                await conn.execute(insert(response_events), rows)
+            values = _values(replace(rec, owner=None, lease_until=None), self.clock())
+            await conn.execute(update(responses).where(responses.c.id == rec.id).values(**values))
+            await self._write_items(conn, rec)
+        return True
+
+    async def release(self, response_id: str, owner: str) -> None:
+        """Give a run up (this replica is stopping): another replica takes it over at once."""
+        async with transaction(self.engine) as conn:
+            await conn.execute(
+                update(responses)
+                .where(responses.c.id == response_id, responses.c.owner == owner)
+                .values(lease_until=0.0)
+            )
+
+    async def request_cancel(self, user_id: str, response_id: str) -> StoredResponse | None:
+        async with transaction(self.engine) as conn:
+            await conn.execute(
+                update(responses)
+                .where(
+                    responses.c.id == response_id,
+                    responses.c.user_id == user_id,
+                    responses.c.status.notin_(tuple(TERMINAL)),
+                )
+                .values(cancel_requested=True)
+            )
+        return await self.get(user_id, response_id)
+
+    async def orphans(self, limit: int = 20) -> list[str]:
+        """Unfinished background runs whose owner's lease ran out."""
+        now = self.clock()
+        query = (
+            select(responses.c.id)
+            .where(
+                responses.c.background.is_(True),
+                responses.c.status.in_(("queued", "in_progress")),
+                responses.c.lease_until < now,
+            )
+            .limit(limit)
+        )
+        async with transaction(self.engine) as conn:
+            return [row.id for row in await conn.execute(query)]

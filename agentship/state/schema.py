@@ -1,0 +1,126 @@
+"""The state store's tables. The migrations in ``migrations/versions`` create exactly these.
+
+Every record is scoped by the user it belongs to (``user_id``, ``""`` for anonymous), and
+expires (``expires_at``, epoch seconds) a TTL after its last use.
+
+* ``agentship_responses``: stored ``/responses`` answers, their input and the history the agent
+  saw; background runs also keep their lease (``owner``, ``lease_until``, ``attempt``).
+* ``agentship_response_items``: output items by id, so ``item_reference`` inputs resolve.
+* ``agentship_response_events``: a background run's stream events, in order, for replay.
+* ``agentship_locks``: leases that serialise the turns of one conversation across replicas.
+* ``agentship_conversations``: a backend's server-side handle for a conversation (a Llama
+  Stack session or conversation id).
+* ``agent_sessions`` / ``agent_messages``: the OpenAI Agents SDK's ``SQLAlchemySession``
+  tables, column for column as the SDK defines them (the SDK reads and writes them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    TIMESTAMP,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+responses = Table(
+    "agentship_responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("conversation_id", String(255)),
+    Column("previous_response_id", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("background", Boolean, nullable=False),
+    Column("request", Json, nullable=False),
+    Column("input", Json, nullable=False),
+    Column("history", Json, nullable=False),
+    Column("output", Json, nullable=False),
+    Column("response", Json),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("owner", String(64)),
+    Column("lease_until", Float),
+    Column("attempt", Integer, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    Index("ix_agentship_responses_expires_at", "expires_at"),
+    Index("ix_agentship_responses_runs", "status", "lease_until"),
+)
+
+response_items = Table(
+    "agentship_response_items",
+    metadata,
+    Column("response_id", String(64), ForeignKey(responses.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("item_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("item", Json, nullable=False),
+    Index("ix_agentship_response_items_item", "user_id", "item_id"),
+)
+
+response_events = Table(
+    "agentship_response_events",
+    metadata,
+    Column("response_id", String(64), ForeignKey(responses.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("event", Json, nullable=False),
+)
+
+locks = Table(
+    "agentship_locks",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+conversations = Table(
+    "agentship_conversations",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("backend", String(64), nullable=False),
+    Column("server_id", String(255), nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_agentship_conversations_expires_at", "expires_at"),
+)
+
+agent_sessions = Table(
+    "agent_sessions",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    Column(
+        "created_at", TIMESTAMP(timezone=False), server_default=sql_text("CURRENT_TIMESTAMP"), nullable=False
+    ),
+    Column(
+        "updated_at", TIMESTAMP(timezone=False), server_default=sql_text("CURRENT_TIMESTAMP"), nullable=False
+    ),
+)
+
+agent_messages = Table(
+    "agent_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String, ForeignKey("agent_sessions.session_id", ondelete="CASCADE"), nullable=False),
+    Column("message_data", Text, nullable=False),
+    Column(
+        "created_at", TIMESTAMP(timezone=False), server_default=sql_text("CURRENT_TIMESTAMP"), nullable=False
+    ),
+    Index("idx_agent_messages_session_time", "session_id", "created_at"),
+    sqlite_autoincrement=True,
+)

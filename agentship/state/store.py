@@ -1,0 +1,60 @@
+"""The state store for one event loop: an engine on it, and the parts built on that engine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from uuid import uuid4
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agentship.state.conversations import ConversationMap
+from agentship.state.engine import create_engine
+from agentship.state.locks import LeaseLocks
+from agentship.state.migrate import ensure_schema
+from agentship.state.purge import purge_expired, trim_session
+from agentship.state.responses import RunStore
+from agentship.state.settings import StateSettings
+
+_logger = logging.getLogger(__name__)
+
+
+def replica_id() -> str:
+    """This process's name as a lease owner: host, pid and a random part."""
+    return f"{socket.gethostname()[:32]}-{os.getpid()}-{uuid4().hex[:8]}"
+
+
+class StateStore:
+    def __init__(self, settings: StateSettings, engine: AsyncEngine, owner: str) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.owner = owner
+        self.responses = RunStore(engine, settings)
+        self.locks = LeaseLocks(engine, owner)
+
+    @classmethod
+    async def open(
+        cls, settings: StateSettings, owner: str | None = None, migrate: bool = True
+    ) -> StateStore:
+        """Connect (on the running loop) and bring the schema up to date."""
+        engine = create_engine(settings)
+        try:
+            if migrate:
+                await ensure_schema(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(settings, engine, owner or replica_id())
+
+    def conversations(self, backend: str) -> ConversationMap:
+        return ConversationMap(self.engine, backend, self.settings.ttl_s)
+
+    async def purge(self) -> int:
+        return await purge_expired(self.engine, self.settings)
+
+    async def trim_session(self, session_id: str) -> int:
+        return await trim_session(self.engine, session_id, self.settings.max_items)
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()

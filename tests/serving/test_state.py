@@ -1,0 +1,242 @@
+"""Conversations and stored responses that survive restarts and replicas.
+
+Real ``python -m serving`` replicas in front of the scripted model, sharing one state store: a
+real PostgreSQL (two replicas) or the SQLite default (one replica), with the same behaviour
+asked of both. A replica is killed with SIGKILL where the issue says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from agentship.testing.postgres import PostgresServer
+from agentship.testing.processes import ServerProcess
+from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, Target, marker
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Cluster:
+    """Replicas over one store, and how to start another one."""
+
+    replicas: list[ServerProcess]
+    state_url: str
+    scripted: ServerProcess
+    start: Callable[[], ServerProcess]
+
+    @property
+    def a(self) -> ServerProcess:
+        return self.replicas[0]
+
+    @property
+    def b(self) -> ServerProcess:
+        return self.replicas[-1]
+
+    def target(self) -> Target:
+        return Target("state", self.a, self.scripted, reasoning=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cluster(
+    request: pytest.FixtureRequest,
+    start_serving: Callable[..., ServerProcess],
+    scripted: ServerProcess,
+    tmp_path: Path,
+) -> Iterator[Cluster]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+        count = 1
+    else:
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        url = pg.url(pg.create_database(), password="pg-SECRET-4242")
+        count = 2
+
+    def start() -> ServerProcess:
+        return start_serving(scripted.url + "/v1", "--state-url", url, name=f"serving-{request.param}")
+
+    replicas = [start() for _ in range(count)]
+    yield Cluster(replicas, url, scripted, start)
+    for replica in replicas:
+        replica.stop()
+
+
+def client(server: ServerProcess, user: str | None = None) -> openai.OpenAI:
+    headers = {"x-user-id": user} if user else None
+    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, default_headers=headers)
+
+
+def test_previous_response_id_continues_on_another_replica(cluster: Cluster) -> None:
+    mark = marker()
+    first = client(cluster.a).responses.create(model=MODEL, input=f"What is the weather in Paris? {mark}")
+    assert first.output_text == TOOL_ANSWER
+    second = client(cluster.b).responses.create(
+        model=MODEL, input=f"Thanks {mark}-second", previous_response_id=first.id
+    )
+    assert second.output_text == f"You said: Thanks {mark}-second"
+    assert second.previous_response_id == first.id
+    seen = cluster.target().model_saw(f"{mark}-second")
+    assert [m["role"] for m in seen] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert seen[3]["text"] == PARIS and seen[4]["text"] == TOOL_ANSWER
+    # Streaming continues it too, and the stream's end comes only once the response is stored.
+    with client(cluster.a).responses.stream(
+        model=MODEL, input=f"Once more {mark}-third", previous_response_id=second.id
+    ) as stream:
+        third = stream.get_final_response()
+    fourth = client(cluster.b).responses.create(
+        model=MODEL, input=f"Last {mark}-fourth", previous_response_id=third.id
+    )
+    assert fourth.output_text == f"You said: Last {mark}-fourth"
+    seen = cluster.target().model_saw(f"{mark}-fourth")
+    # system, the tool turn (user, call, result, answer), two plain turns, the new message
+    assert [m["role"] for m in seen] == ["system", "user", "assistant", "tool", "assistant"] + [
+        "user",
+        "assistant",
+    ] * 2 + ["user"]
+
+
+def test_a_conversation_id_continues_on_another_replica_without_duplicates(cluster: Cluster) -> None:
+    mark = marker()
+    conversation = f"conv-{mark}"
+    body = {"input": f"What is the weather in Paris? {mark}", "conversation": conversation}
+    first = httpx.post(f"{cluster.a.url}/responses", json=body, timeout=60).json()
+    assert first["conversation"] == {"id": conversation}
+    second = httpx.post(
+        f"{cluster.b.url}/invocations",
+        json={"input": f"Thanks {mark}-second", "context": {"conversation_id": conversation}},
+        timeout=60,
+    ).json()
+    assert second["output"][-1]["content"][0]["text"] == f"You said: Thanks {mark}-second"
+    seen = cluster.target().model_saw(f"{mark}-second")
+    assert [m["text"] for m in seen].count(TOOL_ANSWER) == 1 and any(m["text"] == PARIS for m in seen)
+    # A client that resends the whole history gets no duplicated turns.
+    history = [
+        {"role": "user", "content": f"What is the weather in Paris? {mark}"},
+        {"role": "assistant", "content": TOOL_ANSWER},
+        {"role": "user", "content": f"Thanks {mark}-second"},
+        {"role": "assistant", "content": f"You said: Thanks {mark}-second"},
+        {"role": "user", "content": f"Bye {mark}-third"},
+    ]
+    httpx.post(
+        f"{cluster.a.url}/invocations",
+        json={"input": history, "context": {"conversation_id": conversation}},
+        timeout=60,
+    )
+    seen = cluster.target().model_saw(f"{mark}-third")
+    users = [m["text"] for m in seen if m["role"] == "user"]
+    assert users == [f"What is the weather in Paris? {mark}", f"Thanks {mark}-second", f"Bye {mark}-third"]
+
+
+def test_stored_responses_can_be_read_listed_and_deleted_by_their_user_only(cluster: Cluster) -> None:
+    alice, bob = client(cluster.a, "alice"), client(cluster.b, "bob")
+    created = alice.responses.create(model=MODEL, input=[{"role": "user", "content": "keep this"}])
+    again = client(cluster.b, "alice").responses.retrieve(created.id)
+    assert again.output_text == "You said: keep this" and again.status == "completed"
+    items = client(cluster.b, "alice").responses.input_items.list(created.id)
+    assert [i.type for i in items.data] == ["message"] and items.data[0].content[0].text == "keep this"
+    with pytest.raises(openai.NotFoundError):
+        bob.responses.retrieve(created.id)
+    with pytest.raises(openai.BadRequestError, match="not found"):
+        bob.responses.create(model=MODEL, input="steal it", previous_response_id=created.id)
+    replayed = httpx.get(
+        f"{cluster.b.url}/responses/{created.id}?stream=true", headers={"x-user-id": "alice"}, timeout=30
+    ).text
+    assert "response.output_text.delta" in replayed and replayed.rstrip().endswith("}")
+    assert client(cluster.b, "alice").responses.delete(created.id) is None
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.retrieve(created.id)
+    unstored = alice.responses.create(model=MODEL, input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.retrieve(unstored.id)
+
+
+def test_a_replica_killed_mid_conversation_loses_nothing(cluster: Cluster) -> None:
+    mark = marker()
+    first = client(cluster.a).responses.create(model=MODEL, input=f"What is the weather in Paris? {mark}")
+    os.killpg(cluster.a.process.pid, signal.SIGKILL)
+    cluster.a.process.wait(timeout=10)
+    survivor = cluster.b if cluster.b is not cluster.a else cluster.start()
+    second = client(survivor).responses.create(
+        model=MODEL, input=f"Thanks {mark}-second", previous_response_id=first.id
+    )
+    assert second.output_text == f"You said: Thanks {mark}-second"
+    assert any(m["text"] == PARIS for m in cluster.target().model_saw(f"{mark}-second"))
+
+
+def _poll(server: ServerProcess, response_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = httpx.get(f"{server.url}/responses/{response_id}", timeout=10).json()
+        if body["status"] not in ("queued", "in_progress") or time.monotonic() > deadline:
+            return dict(body)
+        time.sleep(0.2)
+
+
+def _stream_events(server: ServerProcess, response_id: str, after: int = -1) -> list[dict]:
+    url = f"{server.url}/responses/{response_id}?stream=true&starting_after={after}"
+    with httpx.stream("GET", url, timeout=60) as reply:
+        return [json.loads(line[5:]) for line in reply.iter_lines() if line.startswith("data:")]
+
+
+def test_a_background_run_answers_at_once_and_is_polled_and_replayed(cluster: Cluster) -> None:
+    started = time.monotonic()
+    queued = client(cluster.a).responses.create(
+        model=MODEL, input="What is the weather in Paris? [[latency=2 chunks=8]]", background=True
+    )
+    assert queued.status in ("queued", "in_progress") and time.monotonic() - started < 1.5
+    done = _poll(cluster.b, queued.id)
+    assert done["status"] == "completed" and done["output"][-1]["content"][0]["text"] == TOOL_ANSWER
+    events = _stream_events(cluster.b, queued.id)
+    assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    later = _stream_events(cluster.a, queued.id, after=events[5]["sequence_number"])
+    assert later == events[6:]
+
+
+def test_a_background_run_can_be_cancelled(cluster: Cluster) -> None:
+    queued = client(cluster.a).responses.create(
+        model=MODEL, input="slow [[latency=30 chunks=30]]", background=True
+    )
+    time.sleep(1)
+    cancelled = client(cluster.b).responses.cancel(queued.id)
+    assert cancelled.status == "cancelled"
+    events = _stream_events(cluster.b, queued.id)
+    assert events[-1]["type"] == "response.failed" and events[-1]["response"]["status"] == "cancelled"
+    stats = httpx.get(f"{cluster.scripted.url}/scripted/stats", timeout=10).json()
+    assert stats["streams_cancelled"] > 0
+
+
+def test_a_background_run_whose_replica_dies_completes_on_another(cluster: Cluster) -> None:
+    survivor = cluster.b if cluster.b is not cluster.a else None
+    queued = client(cluster.a).responses.create(
+        model=MODEL, input="long job [[latency=4 chunks=8]]", background=True
+    )
+    time.sleep(1.5)  # it is running on replica a, with some events persisted
+    os.killpg(cluster.a.process.pid, signal.SIGKILL)
+    cluster.a.process.wait(timeout=10)
+    survivor = survivor or cluster.start()
+    killed_at = time.monotonic()
+    done = _poll(survivor, queued.id, timeout=90)
+    assert done["status"] == "completed", done
+    assert done["output"][-1]["content"][0]["text"] == "You said: long job"
+    assert time.monotonic() - killed_at < 40  # the lease (10 s) ran out, then a sweep took it
+    events = _stream_events(survivor, queued.id)
+    restarts = [
+        e
+        for e in events
+        if e["type"] == "response.in_progress" and e["response"]["metadata"].get("agentship_attempt")
+    ]
+    assert [e["response"]["metadata"]["agentship_attempt"] for e in restarts] == ["2"]
+    assert events[-1]["type"] == "response.completed"
+    numbers = [e["sequence_number"] for e in events]
+    assert numbers == sorted(set(numbers))
