@@ -7,9 +7,11 @@ asked of both. A replica is killed with SIGKILL where the issue says so.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,9 +21,11 @@ import httpx
 import openai
 import pytest
 
-from agentship.testing.postgres import PostgresServer
-from agentship.testing.processes import ServerProcess
+from agentship.testing.postgres import PostgresServer, start_postgres, stop_postgres
+from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
+from tests.e2e.helpers import wait_for_traces
 from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, Target, marker
+from tests.serving.conftest import TRACE_EXPERIMENT
 
 pytestmark = pytest.mark.e2e
 
@@ -240,3 +244,109 @@ def test_a_background_run_whose_replica_dies_completes_on_another(cluster: Clust
     assert events[-1]["type"] == "response.completed"
     numbers = [e["sequence_number"] for e in events]
     assert numbers == sorted(set(numbers))
+
+
+def test_turns_of_one_conversation_run_one_at_a_time_across_replicas(cluster: Cluster) -> None:
+    mark = marker()
+    conversation = {"conversation_id": f"busy-{mark}"}
+
+    async def both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as http:
+            return list(
+                await asyncio.gather(
+                    http.post(
+                        f"{cluster.a.url}/invocations",
+                        json={"input": f"one {mark}-a [[latency=1.5]]", "context": conversation},
+                    ),
+                    http.post(
+                        f"{cluster.b.url}/invocations",
+                        json={"input": f"two {mark}-b [[latency=1.5]]", "context": conversation},
+                    ),
+                )
+            )
+
+    replies = asyncio.run(both())
+    assert [r.status_code for r in replies] == [200, 200]
+    saw_a = [m["text"] for m in cluster.target().model_saw(f"{mark}-a")]
+    saw_b = [m["text"] for m in cluster.target().model_saw(f"{mark}-b")]
+    # Whichever ran second saw the whole first turn: the turns did not interleave.
+    first, second = (saw_a, saw_b) if len(saw_a) < len(saw_b) else (saw_b, saw_a)
+    assert len(second) == len(first) + 2 and second[: len(first)] == first
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    stop_postgres(server)
+
+
+def test_postgres_restarted_under_load_fails_cleanly_and_recovers(
+    own_postgres: PostgresServer, start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    url = own_postgres.url(own_postgres.create_database())
+    server = start_serving(scripted.url + "/v1", "--state-url", url, name="serving-pg-restart")
+    http = client(server)
+    mark = marker()
+    last = http.responses.create(model=MODEL, input=f"start {mark}")
+    own_postgres.stop("fast")
+    statuses = []
+    for i in range(4):
+        started = time.monotonic()
+        reply = httpx.post(
+            f"{server.url}/responses",
+            json={"input": f"down {i} {mark}", "previous_response_id": last.id},
+            timeout=60,
+        )
+        statuses.append((reply.status_code, reply.json()["error"]["code"]))
+        assert time.monotonic() - started < 15, "a request hung while the store was down"
+        assert "pg-" not in reply.text and "127.0.0.1" not in reply.text
+    assert statuses == [(503, "state_unavailable")] * 4
+    assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 200  # the server itself is fine
+    own_postgres.start()
+    deadline = time.monotonic() + 30
+    while True:  # no restart of the replica: it reconnects by itself
+        try:
+            after = http.responses.create(
+                model=MODEL, input=f"back {mark}-back", previous_response_id=last.id
+            )
+            break
+        except openai.APIStatusError:
+            assert time.monotonic() < deadline, "the replica did not recover"
+            time.sleep(0.5)
+    assert after.output_text == f"You said: back {mark}-back"
+    seen = Target("restart", server, scripted, False).model_saw(f"{mark}-back")
+    assert [m["text"] for m in seen if m["role"] == "user"] == [f"start {mark}", f"back {mark}-back"]
+
+
+@pytest.mark.parametrize("cluster", ["postgresql"], indirect=True)  # SQLite has no credentials
+def test_the_store_url_and_its_password_stay_secret(cluster: Cluster, postgres: PostgresServer) -> None:
+    mark = marker()
+    created = client(cluster.a).responses.create(model=MODEL, input=f"secret check {mark}")
+    client(cluster.b).responses.create(model=MODEL, input="again", previous_response_id=created.id)
+    for replica in cluster.replicas:
+        assert "pg-SECRET-4242" not in replica.log_text()
+        assert "postgresql+asyncpg://postgres:***@" in replica.log_text()  # named, redacted
+        for path in ("/ready", "/version"):
+            assert "SECRET" not in httpx.get(f"{replica.url}{path}", timeout=10).text
+    database = cluster.state_url.rsplit("/", 1)[1]
+    dump = postgres.psql(
+        "SELECT string_agg(t::text, ' ') FROM (SELECT * FROM agentship_responses) t", database=database
+    )
+    assert mark in dump and "SECRET" not in dump
+    traces = wait_for_traces(TRACE_EXPERIMENT, lambda t: mark in json.dumps(t.data.request))
+    assert all("SECRET" not in t.to_json() for t in traces)
+
+
+def test_a_replica_refuses_a_store_whose_schema_is_too_new(
+    postgres: PostgresServer, serving_model_uri: str, scripted: ServerProcess, log_dir: Path
+) -> None:
+    database = postgres.create_database()
+    postgres.psql("CREATE TABLE alembic_version (version_num varchar(32) primary key)", database=database)
+    postgres.psql("INSERT INTO alembic_version VALUES ('9999')", database=database)
+    port = free_port()
+    command = [sys.executable, "-m", "serving", "-m", serving_model_uri, "-p", str(port)]
+    env = venv_env({"OPENAI_BASE_URL": scripted.url + "/v1", "AGENTSHIP_STATE_URL": postgres.url(database)})
+    with pytest.raises(RuntimeError, match="exited") as info:
+        start_server("serving-too-new", command, port=port, log_dir=log_dir, env=env, health_path="/ready")
+    assert "newer than this agentship knows" in str(info.value)
