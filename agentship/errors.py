@@ -6,6 +6,7 @@ answers with the right HTTP status and a clear message instead of a traceback::
     AgentError                      base class (500)
     ├── ConfigError                 the model config or serve-time environment is wrong (400)
     ├── InvalidRequestError         the request cannot be run (400)
+    ├── GuardrailTriggeredError     a guardrail refused the input or the answer (400)
     ├── AgentRunError               the agent stopped without an answer, e.g. max turns (500)
     ├── StateError                  the state store cannot be used (503)
     │   └── SchemaTooNewError       its schema is newer than this agentship knows (500)
@@ -47,6 +48,17 @@ class ConfigError(AgentError):
 
 class InvalidRequestError(AgentError):
     code = BAD_REQUEST
+
+
+class GuardrailTriggeredError(AgentError):
+    """A guardrail tripped: ``kind`` is "input" or "output", ``guardrail`` its name."""
+
+    code = BAD_REQUEST
+
+    def __init__(self, message: str, kind: str, guardrail: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.guardrail = guardrail
 
 
 class AgentRunError(AgentError):

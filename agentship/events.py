@@ -19,9 +19,10 @@ Failures are exceptions (:mod:`agentship.errors`), never events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from mlflow.types.responses import ResponsesAgentResponse, create_text_delta
 
@@ -34,10 +35,11 @@ type Usage = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ItemAdded:
-    """An output item has started (``kind``: ``message`` or ``reasoning``)."""
+    """An output item has started: a ``message``, a ``reasoning``, or a hosted tool's call
+    (``web_search_call``, …) that the model's endpoint runs."""
 
     item_id: str
-    kind: Literal["message", "reasoning"]
+    kind: str
     type: ClassVar[str] = "response.output_item.added"
 
 
@@ -88,25 +90,66 @@ def with_custom_outputs(event: AgentEvent, extra: Mapping[str, Any]) -> AgentEve
 
 
 # -- MLflow's stream format ---------------------------------------------------------------------
-def to_mlflow(event: AgentEvent) -> dict[str, Any] | None:
-    """The event as an MLflow ``ResponsesAgentStreamEvent`` dict; None if MLflow has no such event.
+_MLFLOW_ITEM_TYPES = frozenset(
+    {
+        "message",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "file_search_call",
+        "web_search_call",
+        "computer_call",
+    }
+)
+
+
+def mlflow_items(item: OutputItem) -> list[OutputItem]:
+    """An output item in MLflow's item types: a hosted call MLflow has no type for (a
+    ``code_interpreter_call``, say) becomes the ``function_call`` and output it amounts to."""
+    if item.get("type") in _MLFLOW_ITEM_TYPES:
+        return [item]
+    call_id = str(item.get("id") or item.get("type"))
+    name = str(item.get("type")).removesuffix("_call")
+    arguments = {k: v for k, v in item.items() if k not in ("type", "id", "status", "outputs")}
+    outputs = item.get("outputs") or item.get("output") or ""
+    return [
+        {
+            "type": "function_call",
+            "id": call_id,
+            "call_id": call_id,
+            "name": name,
+            "arguments": json.dumps(arguments),
+        },
+        {
+            "type": "function_call_output",
+            "call_id": call_id,
+            "output": outputs if isinstance(outputs, str) else json.dumps(outputs),
+        },
+    ]
+
+
+def to_mlflow(event: AgentEvent) -> list[dict[str, Any]]:
+    """The event as MLflow ``ResponsesAgentStreamEvent`` dicts (none if MLflow has no such event).
 
     MLflow's stream is text deltas, ``output_item.done`` and ``response.completed``; the
     announcements and reasoning deltas exist only on the OpenAI face.
     """
     if isinstance(event, TextDelta):
-        return create_text_delta(event.delta, event.item_id)
+        return [create_text_delta(event.delta, event.item_id)]
     if isinstance(event, ItemDone):
-        return {"type": ItemDone.type, "item": event.item}
+        return [{"type": ItemDone.type, "item": item} for item in mlflow_items(event.item)]
     if isinstance(event, Completed):
-        response: dict[str, Any] = {"output": event.output, "status": "completed"}
+        output = [i for item in event.output for i in mlflow_items(item)]
+        response: dict[str, Any] = {"output": output, "status": "completed"}
         if event.usage is not None:
             response["usage"] = event.usage
         out: dict[str, Any] = {"type": Completed.type, "response": response}
         if event.custom_outputs:
             out["custom_outputs"] = event.custom_outputs
-        return out
-    return None
+        return [out]
+    return []
 
 
 def from_mlflow(data: Mapping[str, Any]) -> AgentEvent | None:
@@ -143,7 +186,7 @@ def reduce(events: Iterable[AgentEvent]) -> ResponsesAgentResponse:
     custom_outputs: dict[str, Any] | None = None
     for event in events:
         if isinstance(event, ItemDone):
-            output.append(event.item)
+            output += mlflow_items(event.item)
         elif isinstance(event, Completed):
             usage, custom_outputs = event.usage, event.custom_outputs or None
     return ResponsesAgentResponse(output=output, usage=usage, custom_outputs=custom_outputs)

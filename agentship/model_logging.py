@@ -48,10 +48,22 @@ _CONFIG_VALIDATORS: dict[str, str] = {
     "openai-agents": "agentship.openai_agents.config:validate_for_logging",
     "llama-stack": "agentship.llama_stack.config:validate_for_logging",
 }
+_STATE = ("sqlalchemy", "greenlet", "alembic", "aiosqlite", "asyncpg")
+"""The state store's drivers (conversations, paused runs)."""
 _REQUIREMENTS: dict[str, tuple[str, ...]] = {
-    "openai-agents": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
+    "openai-agents": (
+        "mlflow",
+        "openai-agents",
+        "openai",
+        "mcp",
+        "pydantic",
+        "pyyaml",
+        "httpx",
+        "jsonschema",
+        *_STATE,
+    ),
     # openai-agents: client tools are described with the Agents SDK's function_schema.
-    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
+    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx", *_STATE),
 }
 
 

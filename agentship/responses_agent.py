@@ -130,6 +130,11 @@ class AgentshipResponsesAgent(ResponsesAgent):
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
         return self._bridge.aiterate(lambda: self.astream(request))
 
+    def health(self) -> dict[str, Any]:
+        """The backend's readiness detail (its MCP servers, say); {} when it has none."""
+        health = getattr(self._backend, "health", None)
+        return dict(health()) if callable(health) else {}
+
     async def atask_names(self) -> list[str]:
         """The tasks running on the model's loop, by name (for leak checks)."""
         return [] if self._bridge is None else await self._bridge.atask_names()
@@ -147,7 +152,7 @@ class AgentshipResponsesAgent(ResponsesAgent):
         self, request: ResponsesAgentRequest
     ) -> Generator[ResponsesAgentStreamEvent, None, None]:
         for event in self._events(request):
-            if (data := to_mlflow(event)) is not None:
+            for data in to_mlflow(event):
                 yield ResponsesAgentStreamEvent(**data)
 
 

@@ -24,7 +24,7 @@ async def handle(request: dict[str, Any]) -> dict[str, Any]:
 @stream()
 async def handle_stream(request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     async for event in _agent.aevents(request):
-        if (data := to_mlflow(event)) is not None:
+        for data in to_mlflow(event):
             yield data
 
 

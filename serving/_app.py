@@ -138,6 +138,7 @@ class _Info:
                 "threads": sorted(t.name for t in threading.enumerate()),
                 "tasks": sorted(t.get_name() for t in asyncio.all_tasks()),
                 "agent_tasks": await state.runner.agent_tasks(),
+                "agent": state.runner.health(),
             }
         )
 

@@ -38,6 +38,7 @@ from agentship.errors import (
     BackendTimeoutError,
     BackendUnavailableError,
     ConfigError,
+    GuardrailTriggeredError,
     InvalidRequestError,
     SchemaTooNewError,
     StateError,
@@ -87,6 +88,10 @@ def classify(exc: BaseException, retry_after_s: int = 1) -> HttpError:
     """The status, error type and safe message for an exception raised while serving."""
     if isinstance(exc, HttpError):
         return exc
+    if isinstance(exc, GuardrailTriggeredError):
+        return HttpError(
+            400, "guardrail_triggered", exc.message, code=f"{exc.kind}_guardrail", param=exc.guardrail
+        )
     if isinstance(exc, InvalidRequestError):
         return invalid(exc.message)
     if isinstance(exc, TimeoutError):

@@ -111,8 +111,7 @@ class InvocationsEncoder:
 
     def feed(self, event: AgentEvent) -> list[dict[str, Any]]:
         self.events.append(event)
-        data = to_mlflow(event)
-        return [] if data is None else [data]
+        return to_mlflow(event)
 
     def finish(self, trace_id: str | None) -> list[dict[str, Any]]:
         return [{"trace_id": trace_id}] if self.return_trace and trace_id else []
@@ -156,6 +155,9 @@ _ECHOED = (
     "previous_response_id",
     "store",
     "background",
+    "tools",
+    "reasoning",
+    "text",
 )
 
 
@@ -235,8 +237,11 @@ class ResponsesFace:
         user = user_of(parsed, info)
         prepared = await self._prepare(parsed, user)
         request = _agent_request(agent_request(parsed, prepared.history, user or None))
+        client_tools = frozenset(
+            str(t.get("name")) for t in parsed.tools or [] if t.get("type") == "function"
+        )
         encoder = ResponseEncoder(
-            parsed.model or self.default_model, self.server_label, echo=echo_fields(parsed)
+            parsed.model or self.default_model, self.server_label, client_tools, echo=echo_fields(parsed)
         )
         recorder = None
         if self.stored is not None and parsed.store:

@@ -48,6 +48,8 @@ class ResponsesBody(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool | None = None
+    reasoning: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None
     custom_inputs: dict[str, Any] | None = None
 
 
@@ -197,7 +199,17 @@ def agent_request(parsed: ResponsesBody, items: list[dict[str, Any]], user_id: s
         request["context"] = context
     if parsed.custom_inputs:
         request["custom_inputs"] = parsed.custom_inputs
-    for name in ("temperature", "top_p", "max_output_tokens", "metadata", "tools", "tool_choice"):
+    for name in (
+        "temperature",
+        "top_p",
+        "max_output_tokens",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning",
+        "text",
+    ):
         value = getattr(parsed, name)
         if value is not None:
             request[name] = value

@@ -69,6 +69,8 @@ class ResponseEncoder:
 
     model: str
     server_label: str = "agent"
+    client_tools: frozenset[str] = frozenset()
+    """Tools the client runs: their calls stay ``function_call`` items (the client's to run)."""
     response_id: str = field(default_factory=lambda: f"resp_{uuid4().hex}")
     created_at: int = field(default_factory=lambda: int(time.time()))
     echo: dict[str, Any] = field(default_factory=dict)
@@ -149,13 +151,14 @@ class ResponseEncoder:
     def _where(self, item: _Item, **more: Any) -> dict[str, Any]:
         return {"item_id": item.wire_id, "output_index": item.index, **more}
 
-    def _opened(
-        self, item_id: str, kind: Literal["message", "reasoning"]
-    ) -> tuple[_Item, list[dict[str, Any]]]:
-        """The message or reasoning item ``item_id``, opened (announced) on first sight."""
+    def _opened(self, item_id: str, kind: str) -> tuple[_Item, list[dict[str, Any]]]:
+        """The item ``item_id``, opened (announced) on first sight."""
         existing = self._items.get(item_id)
         if existing is not None:
             return existing, []
+        if kind not in ("message", "reasoning"):  # a hosted call the endpoint runs
+            item, added = self._open(item_id, kind, {"type": kind, "id": item_id, "status": "in_progress"})
+            return item, [added]
         if kind == "message":
             started = {
                 "type": "message",
@@ -195,12 +198,16 @@ class ResponseEncoder:
             return self._message_done(raw)
         if kind == "reasoning":
             return self._reasoning_done(raw)
+        if kind == "function_call" and raw.get("name") in self.client_tools:
+            return self._client_call(raw)
         if kind == "function_call":
             return self._server_call(raw)
         if kind == "function_call_output":
             return self._server_call_output(raw)
         item_id = str(raw.get("id") or f"{kind}_{uuid4().hex[:12]}")
         final = {**raw, "id": item_id, "status": raw.get("status") or "completed"}
+        if (announced := self._items.get(item_id)) is not None and announced.done is None:
+            return [self._close(announced, final)]
         item, added = self._open(item_id, kind, {**final, "status": "in_progress"})
         return [added, self._close(item, final)]
 
@@ -242,12 +249,25 @@ class ResponseEncoder:
             ]
         return [*out, self._close(item, {"type": "reasoning", "id": item.wire_id, "summary": summary})]
 
+    def _client_call(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
+        call_id = str(raw.get("call_id"))
+        final = {k: v for k, v in raw.items() if k != "server_label"}
+        final.update(id=str(raw.get("id") or f"fc_{call_id}"), status="completed")
+        item, added = self._open(
+            call_id, "function_call", {**final, "arguments": "", "status": "in_progress"}
+        )
+        where = self._where(item)
+        done = self._event(
+            "response.function_call_arguments.done", **where, arguments=final.get("arguments", "")
+        )
+        return [added, done, self._close(item, final)]
+
     def _server_call(self, raw: dict[str, Any]) -> list[dict[str, Any]]:
         call_id = str(raw.get("call_id") or raw.get("id"))
         started = {
             "type": "mcp_call",
             "id": f"mcp_{call_id}",
-            "server_label": self.server_label,
+            "server_label": str(raw.get("server_label") or self.server_label),
             "name": str(raw.get("name")),
             "arguments": str(raw.get("arguments") or "{}"),
             "output": None,

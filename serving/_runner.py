@@ -114,6 +114,10 @@ class ModelRunner:
         finally:
             stop.set()
 
+    def health(self) -> dict[str, Any]:
+        """The agent's readiness detail (its MCP servers, say)."""
+        return self.agent.health() if self.native else {}  # type: ignore[no-any-return]
+
     async def agent_tasks(self) -> list[str]:
         """The tasks on the agent's own loop, by name (native agents; for leak checks)."""
         return await self.agent.atask_names() if self.native else []  # type: ignore[no-any-return]

@@ -26,8 +26,10 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
     yield store
+    uri = os.environ["MLFLOW_TRACKING_URI"]
     os.environ.clear()
     os.environ.update(saved)
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # traces MLflow flushes at exit go here, not to ./mlruns
 
 
 @pytest.fixture(autouse=True)

@@ -49,3 +49,13 @@ def whoami(ctx: RunContextWrapper[AgentRunContext]) -> str:
     user = ctx.context.user_id or ctx.context.custom_inputs.get("user") or "anonymous"
     ctx.context.custom_outputs["whoami_called"] = True
     return f"You are {user}."
+
+
+def send_email(to: str, body: str) -> str:
+    """Send an email (the example's risky tool: its config makes it wait for approval).
+
+    Args:
+        to: Who to send it to.
+        body: What to say.
+    """
+    return f"Email sent to {to}."

@@ -1,110 +1,54 @@
-"""The OpenAI Agents SDK backend: builds the agent tree once, runs it, maps its failures.
+"""The OpenAI Agents SDK backend: builds the agent tree once, runs it per request, maps failures.
 
 The endpoint and the key come from the environment at serve time (``OPENAI_BASE_URL``,
 ``OPENAI_API_KEY``), so one registered model can be served against OpenAI, vLLM, Ollama or
-Llama Stack's OpenAI-compatible endpoint. Clients and agents are built once per event loop.
+Llama Stack's OpenAI-compatible endpoint. Clients and agents are built once per event loop; MCP
+servers connect once at load. With the state store, conversations live in the SDK's sessions,
+and a run that pauses (a tool needing approval, a client's own tool) is kept until answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.memory import Session
+from agents.run_state import RunState
 from mlflow.types.responses import ResponsesAgentRequest
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents import (
     Agent,
-    FunctionTool,
     Model,
     ModelSettings,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     RunConfig,
+    RunContextWrapper,
     Runner,
-    function_tool,
 )
-from agentship.errors import (
-    AgentError,
-    AgentRunError,
-    BackendError,
-    BackendStatusError,
-    BackendTimeoutError,
-    BackendUnavailableError,
-    ConfigError,
-    StateError,
-    backend_status_message,
-)
-from agentship.events import AgentEvent, Completed
-from agentship.imports import import_object
+from agentship.errors import AgentError, BackendError, ConfigError, InvalidRequestError, StateError
+from agentship.events import AgentEvent, Completed, ItemDone
 from agentship.inputs import input_dicts
-from agentship.openai_agents.config import OpenAIAgentsConfig, SubAgentConfig
+from agentship.openai_agents.agent_tree import AgentParts, build_agent
+from agentship.openai_agents.approvals import ApprovalPolicy, approval_request, call_id_of, server_of
+from agentship.openai_agents.config import OpenAIAgentsConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
+from agentship.openai_agents.errors import classify
+from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
+from agentship.openai_agents.plan import RequestPlan, plan_request
+from agentship.openai_agents.tools import AgentRunContext, load_tool
 from agentship.state import StateSettings, StateStore
+
+__all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
 
 _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
-
-
-@dataclass
-class AgentRunContext:
-    """The run context every tool can read (``RunContextWrapper[AgentRunContext]``).
-
-    Tools may write into ``custom_outputs``; it is returned with the response.
-    """
-
-    custom_inputs: dict[str, Any] = field(default_factory=dict)
-    custom_outputs: dict[str, Any] = field(default_factory=dict)
-    conversation_id: str | None = None
-    user_id: str | None = None
-
-
-def load_tool(reference: str) -> FunctionTool:
-    obj = import_object(reference)
-    if isinstance(obj, FunctionTool):
-        return obj
-    if callable(obj):
-        return function_tool(obj)
-    raise ConfigError(f"tool {reference!r} is neither a function nor an agents.FunctionTool")
-
-
-def build_agent(config: SubAgentConfig, model_for: Any, default_model: str) -> Agent[AgentRunContext]:
-    """Build the agent tree described by ``config``; ``model_for(name)`` makes model objects."""
-    model_name = config.model or default_model
-    return Agent[AgentRunContext](
-        name=config.name,
-        instructions=config.instructions or None,
-        handoff_description=config.handoff_description,
-        model=model_for(model_name),
-        model_settings=ModelSettings(**config.model_settings),
-        tools=[load_tool(ref) for ref in config.tools],
-        handoffs=[build_agent(sub, model_for, model_name) for sub in config.handoffs],
-    )
-
-
-def _retry_after(response: Any) -> float | None:
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    try:
-        body = exc.response.json()
-        detail = body.get("error", {}).get("message") if isinstance(body, dict) else None
-    except (ValueError, json.JSONDecodeError):
-        detail = None
-    return str(detail or exc.message)
 
 
 class OpenAIAgentsBackend:
@@ -128,11 +72,15 @@ class OpenAIAgentsBackend:
             )
         self.endpoint = self.base_url or DEFAULT_ENDPOINT
         self._state_settings = StateSettings.from_environ(environ)
+        self._store: StateStore | None = None
         self._memory: ConversationMemory | None = None
+        self._mcp = McpServers(config.mcp_servers, environ) if config.mcp_servers else None
+        # Import every tool and guardrail now, so a bad reference fails at load.
+        self._parts = AgentParts.from_config(config, self._mcp)
+        self._policy = ApprovalPolicy.from_config(config)
         self._per_loop: dict[
             asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, Agent[AgentRunContext]]
         ] = {}
-        # Import every tool now, so a bad reference fails at load, not at the first request.
         self._build(openai.AsyncOpenAI(api_key="unused", base_url=self.endpoint))
 
     def _build(self, client: openai.AsyncOpenAI) -> Agent[AgentRunContext]:
@@ -145,7 +93,7 @@ class OpenAIAgentsBackend:
                 return OpenAIChatCompletionsModel(model=name, openai_client=client)
             return OpenAIResponsesModel(model=name, openai_client=client)
 
-        agent = build_agent(settings, model_for, settings.model)
+        agent = build_agent(settings, model_for, settings.model, self._parts)
         if settings.api == "chat_completions" and agent.model_settings.include_usage is None:
             agent.model_settings = agent.model_settings.resolve(ModelSettings(include_usage=True))
         return agent
@@ -164,45 +112,119 @@ class OpenAIAgentsBackend:
         return built[1]
 
     async def start(self) -> None:
-        """Open the state store (conversation memory); the OpenAI client connects on first use."""
+        """Open the state store and connect the MCP servers; the model client connects on use."""
         if self._state_settings is not None:
-            store = await StateStore.open(self._state_settings)
-            self._memory = ConversationMemory(store)
+            self._store = await StateStore.open(self._state_settings)
+            self._memory = ConversationMemory(self._store)
             _logger.info("conversation memory in %s", self._state_settings.describe())
+        if self._mcp is not None:
+            await self._mcp.start()
 
+    def health(self) -> dict[str, Any]:
+        return {"mcp_servers": self._mcp.health()} if self._mcp is not None else {}
+
+    # -- a request ------------------------------------------------------------------------------
     async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
+        items = input_dicts(request)
+        plan = plan_request(request, items)
         context = AgentRunContext(
             custom_inputs=dict(request.custom_inputs or {}),
             conversation_id=request.context.conversation_id if request.context else None,
             user_id=request.context.user_id if request.context else None,
+            client_outputs=dict(plan.client_outputs),
         )
-        if context.conversation_id and self._memory is not None:
-            try:
+        try:
+            if context.conversation_id and self._memory is not None:
                 async with self._memory.turn(context.user_id or "", context.conversation_id) as session:
-                    async for event in self._run(request, context, session):
+                    async for event in self._run(items, plan, context, session):
                         yield event
-            except SQLAlchemyError as exc:
-                raise StateError("the state store is unavailable; retry later") from exc
-            return
-        async for event in self._run(request, context, None):
-            yield event
+            else:
+                async for event in self._run(items, plan, context, None):
+                    yield event
+        except SQLAlchemyError as exc:
+            raise StateError("the state store is unavailable; retry later") from exc
+
+    def _agent_for(self, plan: RequestPlan) -> Agent[AgentRunContext]:
+        agent = self._agent()
+        if plan.client_tools or plan.output_type is not None:
+            agent = agent.clone(
+                tools=[*agent.tools, *plan.client_tools],
+                output_type=plan.output_type if plan.output_type is not None else agent.output_type,
+            )
+        return agent
+
+    async def _paused(
+        self, agent: Agent[AgentRunContext], plan: RequestPlan, context: AgentRunContext
+    ) -> RunState[Any, Any] | None:
+        """The paused run this request answers, with its answers applied; None if it answers none."""
+        if not plan.answered or self._store is None:
+            if plan.approvals and self._store is None:
+                raise InvalidRequestError("tool approvals need the state store (AGENTSHIP_STATE_URL is none)")
+            return None
+        user = context.user_id or ""
+        blob = None
+        for call_id in plan.answered:
+            if (blob := await self._store.paused.get(user, call_id)) is not None:
+                break
+        if blob is None:
+            if plan.approvals:
+                raise InvalidRequestError(
+                    "the approval answers no paused run of this user (it may have expired)"
+                )
+            return None  # a client sent its tools' outputs with the history: a plain run continues
+        state: RunState[Any, Any] = await RunState.from_json(
+            agent, blob, context_override=RunContextWrapper(context)
+        )
+        for item in state.get_interruptions():
+            call_id = call_id_of(item)
+            if (decision := plan.approvals.get(call_id)) is not None:
+                if decision.approve:
+                    state.approve(item)
+                else:
+                    state.reject(
+                        item, rejection_message=decision.reason or "The user rejected this tool call."
+                    )
+            elif call_id in plan.client_outputs:
+                state.approve(item)  # the client's tool "runs": it returns the output the client sent
+        await self._store.paused.forget(
+            user, [call_id_of(i) for i in state.get_interruptions()] + plan.answered
+        )
+        return state
 
     async def _run(
-        self, request: ResponsesAgentRequest, context: AgentRunContext, session: Session | None
+        self,
+        items: list[dict[str, Any]],
+        plan: RequestPlan,
+        context: AgentRunContext,
+        session: Session | None,
     ) -> AsyncIterator[AgentEvent]:
+        agent = self._agent_for(plan)
+        paused = await self._paused(agent, plan, context)
+        resumed = {}
+        if paused is not None:
+            for item in paused.get_interruptions():
+                if call_id_of(item) in plan.approvals:
+                    raw = item.raw_item
+                    call = raw if isinstance(raw, dict) else raw.model_dump(exclude_none=True)
+                    resumed[call_id_of(item)] = {**call, "server_label": server_of(item)}
         result = Runner.run_streamed(
-            self._agent(),
-            to_run_input(input_dicts(request)),
+            agent,
+            paused if paused is not None else to_run_input(items),
             context=context,
             max_turns=self.config.max_turns,
             session=session,
             run_config=RunConfig(
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
-                session_input_callback=keep_new_turn if session is not None else None,
+                model_settings=plan.settings,
+                session_input_callback=keep_new_turn if session is not None and paused is None else None,
             ),
         )
-        translator = StreamTranslator()
+        translator = StreamTranslator(
+            hold=self._policy.needs,
+            resumed={k: _function_call(v) for k, v in resumed.items()},
+            silent=frozenset(plan.client_outputs) if paused is not None else frozenset(),
+        )
         try:
             async for event in result.stream_events():
                 for out in translator.feed(event):
@@ -210,46 +232,63 @@ class OpenAIAgentsBackend:
         except BaseException as exc:
             result.cancel()
             raise self._map_error(exc) from exc
+        async for paused_event in self._pause(result, plan, context, translator):
+            yield paused_event
         custom_outputs = {**context.custom_outputs, "last_agent": result.last_agent.name}
         usage = result.context_wrapper.usage
         # A backend that reports no usage (llama.cpp's streams, say) gives None, not made-up zeros.
         reported = usage_to_responses(usage) if usage.total_tokens else None
         yield Completed(translator.output_items, reported, custom_outputs)
 
+    async def _pause(
+        self, result: Any, plan: RequestPlan, context: AgentRunContext, translator: StreamTranslator
+    ) -> AsyncIterator[AgentEvent]:
+        """If the run paused: an approval request per call that needs one, and the run kept."""
+        interruptions = list(result.interruptions or [])
+        if not interruptions:
+            return
+        if self._store is None:
+            raise InvalidRequestError(
+                "this run pauses for approval, which needs the state store (AGENTSHIP_STATE_URL)"
+            )
+        await self._store.paused.put(
+            context.user_id or "", [call_id_of(i) for i in interruptions], result.to_state().to_json()
+        )
+        for item in interruptions:
+            if item.tool_name not in plan.client_tool_names:
+                request_item = approval_request(item)
+                translator.output_items.append(request_item)
+                yield ItemDone(request_item)
+
     def _map_error(self, exc: BaseException) -> BaseException:
         """The package error for a failed run: a client-safe message, the detail logged here."""
         if isinstance(exc, (AgentError, asyncio.CancelledError, GeneratorExit, SQLAlchemyError)):
             return exc  # a store failure is mapped where the session is held
-        mapped = self._classify(exc)
+        mapped = classify(exc, self.config.request_timeout_s, self.config.max_turns)
         if isinstance(mapped, BackendError):
             _logger.warning("%s (%s): %s", mapped.message, self.endpoint, mapped.detail)
         return mapped
 
-    def _classify(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeoutError(
-                f"the model backend did not answer within {self.config.request_timeout_s:g}s", str(exc)
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return BackendUnavailableError("the model backend is unreachable", str(exc.__cause__ or exc))
-        if isinstance(exc, openai.APIStatusError):
-            return BackendStatusError(
-                backend_status_message(exc.status_code),
-                exc.status_code,
-                detail=f"HTTP {exc.status_code}: {_error_message(exc)}",
-                retry_after=_retry_after(exc.response),
-            )
-        if isinstance(exc, MaxTurnsExceeded):
-            return AgentRunError(f"the agent did not finish within max_turns={self.config.max_turns}")
-        if isinstance(exc, (ModelBehaviorError, ValueError, openai.APIError)):
-            return BackendError("the model backend sent a malformed response", str(exc))
-        if isinstance(exc, AgentsException):
-            return AgentRunError(f"the agent run failed: {exc}")
-        return exc
-
     async def aclose(self) -> None:
+        if self._mcp is not None:
+            await self._mcp.aclose()
         for client, _ in list(self._per_loop.values()):
             await client.close()
         self._per_loop.clear()
-        if self._memory is not None:
-            await self._memory.store.aclose()
+        if self._store is not None:
+            await self._store.aclose()
+
+
+def _function_call(raw: dict[str, Any]) -> dict[str, Any]:
+    """A paused call, as the function_call output item it is shown as when the run resumes."""
+    from mlflow.types.responses import create_function_call_item
+
+    item = create_function_call_item(
+        str(raw.get("id") or f"fc_{raw.get('call_id')}"),
+        str(raw.get("call_id")),
+        str(raw.get("name")),
+        str(raw.get("arguments") or "{}"),
+    )
+    if raw.get("server_label"):
+        item["server_label"] = raw["server_label"]
+    return item

@@ -37,7 +37,7 @@ from mlflow.types.responses import (
 from agentship.events import AgentEvent, ItemAdded, ItemDone, ReasoningDelta, TextDelta
 from agentship.inputs import content_text, new_item_id
 
-_HOSTED_CALL_TYPES = {"file_search_call", "web_search_call", "computer_call"}
+_HOSTED_CALL_TYPES = {"file_search_call", "web_search_call", "computer_call", "code_interpreter_call"}
 
 
 def _get(raw: Any, name: str, default: Any = None) -> Any:
@@ -92,6 +92,8 @@ def to_run_input(items: list[dict[str, Any]]) -> list[TResponseInputItem]:
                     "output": output if isinstance(output, (str, list)) else _as_text(output),
                 }
             )
+        elif kind in ("mcp_approval_request", "mcp_approval_response"):
+            continue  # answered through the paused run they belong to, not shown to the model
         else:
             converted.append({k: v for k, v in item.items() if v is not None})
     return converted  # type: ignore[return-value]
@@ -143,10 +145,24 @@ class StreamTranslator:
     Items are announced (:class:`ItemAdded`) when the model starts them, so their order is the
     model's even though the SDK hands over finished items only after the model call ends.
     Message and reasoning ids are ours: the SDK's may be a placeholder shared by every item.
+    A call that needs approval is held back (the run pauses on it; the backend reports it as an
+    approval request) until its output comes, and MCP calls carry their server's label.
     """
 
-    def __init__(self, id_factory: Callable[[str], str] = new_item_id) -> None:
+    def __init__(
+        self,
+        id_factory: Callable[[str], str] = new_item_id,
+        hold: Callable[[str, str | None], bool] = lambda name, server: False,
+        resumed: Mapping[str, dict[str, Any]] | None = None,
+        silent: frozenset[str] = frozenset(),
+    ) -> None:
+        """``hold(name, server)``: whether a call needs approval; ``resumed``: calls of a paused
+        run that this run executes (shown when their output comes); ``silent``: call ids whose
+        items the client already has (its own tools' calls and outputs)."""
         self._new_id = id_factory
+        self._hold = hold
+        self._held: dict[str, dict[str, Any]] = dict(resumed or {})
+        self._silent = silent
         self._ids: dict[tuple[str, str], str] = {}  # (kind, SDK item id) -> our item id
         self.output_items: list[dict[str, Any]] = []
 
@@ -162,6 +178,8 @@ class StreamTranslator:
             self._ids.clear()
         elif kind == "response.output_item.added" and data.item.type in ("message", "reasoning"):
             return self._announce(data.item.type, str(data.item.id))
+        elif kind == "response.output_item.added" and data.item.type in _HOSTED_CALL_TYPES:
+            return [ItemAdded(str(data.item.id), data.item.type)]  # the endpoint runs it; its id is kept
         elif kind == "response.output_text.delta":
             out = self._announce("message", data.item_id)
             return [*out, TextDelta(self._ids[("message", data.item_id)], data.delta)]
@@ -180,15 +198,34 @@ class StreamTranslator:
         sdk_id = str(_get(item.raw_item, "id"))
         return self._ids.pop((kind, sdk_id), None) or self._new_id("msg" if kind == "message" else "rs")
 
+    def _emit(self, output: dict[str, Any]) -> list[AgentEvent]:
+        self.output_items.append(output)
+        return [ItemDone(output)]
+
+    def _item(self, item: RunItem) -> list[AgentEvent]:
+        output = run_item_to_output_item(item, self._our_id(item))
+        if output is None:
+            return []
+        call_id = output.get("call_id")
+        if call_id in self._silent:
+            return []
+        if output["type"] == "function_call":
+            origin = getattr(item, "tool_origin", None)
+            server = getattr(origin, "mcp_server_name", None) if origin is not None else None
+            if server:
+                output["server_label"] = server
+            if self._hold(str(output["name"]), server):
+                self._held[str(call_id)] = output
+                return []
+        elif output["type"] == "function_call_output" and str(call_id) in self._held:
+            return [*self._emit(self._held.pop(str(call_id))), *self._emit(output)]
+        return self._emit(output)
+
     def feed(self, event: StreamEvent) -> list[AgentEvent]:
         if isinstance(event, RawResponsesStreamEvent):
             return self._raw(event.data)
         if isinstance(event, RunItemStreamEvent):
-            output = run_item_to_output_item(event.item, self._our_id(event.item))
-            if output is None:
-                return []
-            self.output_items.append(output)
-            return [ItemDone(output)]
+            return self._item(event.item)
         return []
 
 

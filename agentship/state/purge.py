@@ -22,6 +22,7 @@ from agentship.state.schema import (
     response_events,
     response_items,
     responses,
+    run_states,
 )
 from agentship.state.settings import StateSettings
 
@@ -44,6 +45,7 @@ async def purge_expired(
             delete(responses).where(responses.c.expires_at < now),
             delete(conversations).where(conversations.c.expires_at < now),
             delete(locks).where(locks.c.expires_at < now - 3600),
+            delete(run_states).where(run_states.c.expires_at < now),
             delete(agent_messages).where(
                 agent_messages.c.session_id.in_(
                     select(agent_sessions.c.session_id).where(agent_sessions.c.updated_at < cutoff)

@@ -10,6 +10,7 @@ expires (``expires_at``, epoch seconds) a TTL after its last use.
 * ``agentship_locks``: leases that serialise the turns of one conversation across replicas.
 * ``agentship_conversations``: a backend's server-side handle for a conversation (a Llama
   Stack session or conversation id).
+* ``agentship_run_states``: paused runs (an Agents SDK ``RunState``), by the calls they wait on.
 * ``agent_sessions`` / ``agent_messages``: the OpenAI Agents SDK's ``SQLAlchemySession``
   tables, column for column as the SDK defines them (the SDK reads and writes them).
 """
@@ -98,6 +99,15 @@ conversations = Table(
     Column("updated_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Index("ix_agentship_conversations_expires_at", "expires_at"),
+)
+
+run_states = Table(
+    "agentship_run_states",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("state", Json, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_agentship_run_states_expires_at", "expires_at"),
 )
 
 agent_sessions = Table(

@@ -15,6 +15,7 @@ from agentship.state.locks import LeaseLocks
 from agentship.state.migrate import ensure_schema
 from agentship.state.purge import purge_expired, trim_session
 from agentship.state.responses import RunStore
+from agentship.state.runstates import PausedRuns
 from agentship.state.settings import StateSettings
 
 _logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class StateStore:
         self.owner = owner
         self.responses = RunStore(engine, settings)
         self.locks = LeaseLocks(engine, owner)
+        self.paused = PausedRuns(engine, settings.ttl_s)
 
     @classmethod
     async def open(

@@ -63,10 +63,15 @@ class ScriptedLLM:
                 "stream": bool(body.get("stream")),
                 "messages": [asdict(m) for m in messages],
                 "tools": [t.name for t in tools],
+                "settings": wire.settings_of(body),
             }
         )
         fail = self._should_fail(behaviour, clean)
-        return behaviour, decide(_strip_directives(messages), tools, behaviour), fail
+        forced, schema, hosted = wire.steering(body)
+        reply = decide(
+            _strip_directives(messages), tools, behaviour, forced=forced, schema=schema, hosted=hosted
+        )
+        return behaviour, reply, fail
 
     def _should_fail(self, behaviour: Behaviour, key: str) -> int | None:
         if behaviour.fail is None:

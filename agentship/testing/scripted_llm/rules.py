@@ -12,6 +12,11 @@ The rule, in full (the README repeats it):
    last word) and each required number parameter the message's numbers in order.
 3. Otherwise it answers ``You said: <latest user text>``.
 
+Requests can steer it as they would a real model: a forced ``tool_choice`` (a tool's name, or
+``required``) calls that tool; a JSON-schema response format gets JSON that fits the schema
+(strings from the message's last capitalized word, numbers from its numbers); offered hosted
+tools run when the message asks for them ("search the web", "search the files", "run code").
+
 Directives in the latest user message, written ``[[key=value key2=value2]]``, change one
 request: ``ttft`` (seconds before the first token), ``latency`` (seconds spread over the
 chunks), ``chunks`` (how many pieces a text is streamed in), ``fail`` (an HTTP status to
@@ -46,6 +51,7 @@ class Behaviour:
     malformed: bool = False
     reason: bool = False
     nousage: bool = False
+    badjson: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Reply:
     tool_name: str | None = None
     arguments: str | None = None
     reasoning: str | None = None
+    hosted_call: dict[str, Any] | None = None
+    """An output item for a hosted tool the endpoint "ran" (web_search_call, …), before the text."""
 
 
 def parse_directives(text: str, base: Behaviour) -> tuple[Behaviour, str]:
@@ -87,7 +95,7 @@ def parse_directives(text: str, base: Behaviour) -> tuple[Behaviour, str]:
                 status, _, times = value.partition("*")
                 updates["fail"] = int(status)
                 updates["fail_times"] = int(times) if times else None
-            elif key in ("malformed", "reason", "nousage"):
+            elif key in ("malformed", "reason", "nousage", "badjson"):
                 updates[key] = value.lower() not in ("0", "false", "no")
     clean = _DIRECTIVE_RE.sub("", text).strip()
     return replace(base, **updates), clean
@@ -136,15 +144,93 @@ def _guess_arguments(text: str, parameters: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def decide(messages: list[Message], tools: list[ToolSpec], behaviour: Behaviour) -> Reply:
+def fill_schema(schema: dict[str, Any], text: str) -> Any:
+    """A value that fits a JSON schema, taken from ``text`` where it can be."""
+    kind = schema.get("type")
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {name: fill_schema(sub, text) for name, sub in props.items()}
+    if kind == "array":
+        return [fill_schema(schema.get("items") or {"type": "string"}, text)]
+    if kind in ("number", "integer"):
+        numbers = _NUMBER_RE.findall(text)
+        return (float(numbers[0]) if kind == "number" else int(float(numbers[0]))) if numbers else 0
+    if kind == "boolean":
+        return True
+    return _guess_arguments(text, {"properties": {"v": {"type": "string"}}, "required": ["v"]})["v"]
+
+
+_HOSTED_ASKS = {
+    "web_search": "search the web",
+    "file_search": "search the files",
+    "code_interpreter": "run code",
+}
+
+
+def _hosted_call(kind: str, text: str) -> Reply:
+    query = text.lower().split(_HOSTED_ASKS[kind], 1)[-1].strip(" .?:").removeprefix("for ").strip() or text
+    if kind == "web_search":
+        item = {
+            "type": "web_search_call",
+            "status": "completed",
+            "action": {"type": "search", "query": query},
+        }
+        return Reply(text=f"I searched the web for {query}.", hosted_call=item)
+    if kind == "file_search":
+        result = {
+            "file_id": "file_notes",
+            "filename": "notes.txt",
+            "score": 0.9,
+            "text": f"Notes about {query}.",
+        }
+        found: dict[str, Any] = {
+            "type": "file_search_call",
+            "status": "completed",
+            "queries": [query],
+            "results": [result],
+        }
+        return Reply(text=f"The files say: Notes about {query}.", hosted_call=found)
+    ran: dict[str, Any] = {
+        "type": "code_interpreter_call",
+        "status": "completed",
+        "code": "print(6 * 7)",
+        "container_id": "cntr_scripted",
+        "outputs": [{"type": "logs", "logs": "42"}],
+    }
+    return Reply(text="The code printed 42.", hosted_call=ran)
+
+
+def decide(
+    messages: list[Message],
+    tools: list[ToolSpec],
+    behaviour: Behaviour,
+    forced: str | None = None,
+    schema: dict[str, Any] | None = None,
+    hosted: frozenset[str] = frozenset(),
+) -> Reply:
     """The scripted model's choice for a request. Pure and deterministic."""
     reasoning = None
     user_text = latest_user_text(messages)
     if behaviour.reason:
         reasoning = f"The user wrote {len(user_text.split())} words; deciding how to answer."
     last = messages[-1] if messages else Message(role="user")
+    if schema is not None and not behaviour.badjson and (last.role == "tool" or not forced):
+        return Reply(text=json.dumps(fill_schema(schema, user_text)), reasoning=reasoning)
     if last.role == "tool":
         return Reply(text=f"The {last.tool_name} tool returned: {last.text}", reasoning=reasoning)
+    if forced:
+        tool = next((t for t in tools if forced in (t.name, "required")), None)
+        if tool is not None:
+            return Reply(
+                tool_name=tool.name,
+                arguments=json.dumps(_guess_arguments(user_text, tool.parameters)),
+                reasoning=reasoning,
+            )
+    for kind in sorted(hosted):
+        if _HOSTED_ASKS.get(kind, "\0") in user_text.lower():
+            return replace(_hosted_call(kind, user_text), reasoning=reasoning)
     for tool in tools:
         if _mentions(user_text, tool.name):
             args = _guess_arguments(user_text, tool.parameters)

@@ -152,6 +152,10 @@ def chat_usage_chunk(rid: str, model: str, usage_in: int, usage_out: int) -> dic
 
 def response_items(reply: Reply, ids: Iterator[str]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
+    if reply.hosted_call:
+        items.append(
+            {**reply.hosted_call, "id": f"{reply.hosted_call['type'].removesuffix('_call')}_{next(ids)}"}
+        )
     if reply.reasoning:
         items.append(
             {
@@ -187,3 +191,47 @@ def response_items(reply: Reply, ids: Iterator[str]) -> list[dict[str, Any]]:
 def sse(data: dict[str, Any] | str) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data)
     return f"data: {payload}\n\n".encode()
+
+
+# ---------------------------------------------------------------- steering (both APIs)
+
+SETTING_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "reasoning",
+    "metadata",
+)
+
+
+def steering(body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None, frozenset[str]]:
+    """(forced tool, JSON schema of the answer, hosted tool types) a request asks for."""
+    choice = body.get("tool_choice")
+    forced = None
+    if choice == "required":
+        forced = "required"
+    elif isinstance(choice, dict):
+        forced = choice.get("name") or (choice.get("function") or {}).get("name")
+    schema = None
+    chat_format = body.get("response_format") or {}
+    if chat_format.get("type") == "json_schema":
+        schema = (chat_format.get("json_schema") or {}).get("schema")
+    text_format = (body.get("text") or {}).get("format") or {}
+    if text_format.get("type") == "json_schema":
+        schema = text_format.get("schema")
+    hosted = {
+        str(t.get("type")).removesuffix("_preview")
+        for t in body.get("tools") or []
+        if t.get("type") != "function"
+    }
+    return forced, schema, frozenset(hosted)
+
+
+def settings_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The sampling and control fields a request carried (recorded for tests to inspect)."""
+    return {k: body[k] for k in SETTING_FIELDS if body.get(k) is not None}
