@@ -27,10 +27,10 @@ from agents.mcp import (
 )
 
 from agentship.errors import ConfigError
+from agentship.openai_agents.config import McpServerConfig
 
 RpcError: type[Exception] = getattr(_mcp_errors, "MCPError", None) or _mcp_errors.McpError  # type: ignore[attr-defined]
 """The JSON-RPC error an MCP server answers with (``MCPError`` in mcp 2, ``McpError`` in mcp 1)."""
-from agentship.openai_agents.config import McpServerConfig
 
 _logger = logging.getLogger(__name__)
 
