@@ -29,7 +29,7 @@ class AgentsApiMode:
     def __init__(self, runtime: Runtime, prefix: str) -> None:
         self.rt = runtime
         self.prefix = prefix  # "/v1" or "/v1alpha"
-        self.name = f"agents{prefix.removeprefix('/v1') or ''}@{prefix}"
+        self.name = f"agents@{prefix}"
         self.agent_id: str | None = None
         self._created = False
 

@@ -8,68 +8,35 @@ Llama Stack's OpenAI-compatible endpoint. Clients and agents are built once per 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from mlflow.types.responses import ResponsesAgentRequest
 
 from agents import (
     Agent,
-    FunctionTool,
     Model,
     ModelSettings,
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     RunConfig,
     Runner,
-    function_tool,
 )
-from agentship.errors import (
-    AgentError,
-    AgentRunError,
-    BackendError,
-    BackendStatusError,
-    BackendTimeoutError,
-    BackendUnavailableError,
-    ConfigError,
-    backend_status_message,
-)
+from agentship.errors import AgentError, BackendError, ConfigError
 from agentship.events import AgentEvent, Completed
-from agentship.imports import import_object
 from agentship.inputs import input_dicts
 from agentship.openai_agents.config import OpenAIAgentsConfig, SubAgentConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
+from agentship.openai_agents.tools import AgentRunContext, load_tool
+from agentship.upstream import Upstream, classify
+
+__all__ = ["AgentRunContext", "OpenAIAgentsBackend", "build_agent", "load_tool"]
 
 _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
-
-
-@dataclass
-class AgentRunContext:
-    """The run context every tool can read (``RunContextWrapper[AgentRunContext]``).
-
-    Tools may write into ``custom_outputs``; it is returned with the response.
-    """
-
-    custom_inputs: dict[str, Any] = field(default_factory=dict)
-    custom_outputs: dict[str, Any] = field(default_factory=dict)
-    conversation_id: str | None = None
-    user_id: str | None = None
-
-
-def load_tool(reference: str) -> FunctionTool:
-    obj = import_object(reference)
-    if isinstance(obj, FunctionTool):
-        return obj
-    if callable(obj):
-        return function_tool(obj)
-    raise ConfigError(f"tool {reference!r} is neither a function nor an agents.FunctionTool")
 
 
 def build_agent(config: SubAgentConfig, model_for: Any, default_model: str) -> Agent[AgentRunContext]:
@@ -84,22 +51,6 @@ def build_agent(config: SubAgentConfig, model_for: Any, default_model: str) -> A
         tools=[load_tool(ref) for ref in config.tools],
         handoffs=[build_agent(sub, model_for, model_name) for sub in config.handoffs],
     )
-
-
-def _retry_after(response: Any) -> float | None:
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    try:
-        body = exc.response.json()
-        detail = body.get("error", {}).get("message") if isinstance(body, dict) else None
-    except (ValueError, json.JSONDecodeError):
-        detail = None
-    return str(detail or exc.message)
 
 
 class OpenAIAgentsBackend:
@@ -122,6 +73,11 @@ class OpenAIAgentsBackend:
                 "(for an OpenAI-compatible server) in the serving environment"
             )
         self.endpoint = self.base_url or DEFAULT_ENDPOINT
+        self._upstream = Upstream(
+            "the model backend",
+            config.request_timeout_s,
+            f"the agent did not finish within max_turns={config.max_turns}",
+        )
         self._per_loop: dict[
             asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, Agent[AgentRunContext]]
         ] = {}
@@ -196,26 +152,7 @@ class OpenAIAgentsBackend:
         return mapped
 
     def _classify(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeoutError(
-                f"the model backend did not answer within {self.config.request_timeout_s:g}s", str(exc)
-            )
-        if isinstance(exc, openai.APIConnectionError):
-            return BackendUnavailableError("the model backend is unreachable", str(exc.__cause__ or exc))
-        if isinstance(exc, openai.APIStatusError):
-            return BackendStatusError(
-                backend_status_message(exc.status_code),
-                exc.status_code,
-                detail=f"HTTP {exc.status_code}: {_error_message(exc)}",
-                retry_after=_retry_after(exc.response),
-            )
-        if isinstance(exc, MaxTurnsExceeded):
-            return AgentRunError(f"the agent did not finish within max_turns={self.config.max_turns}")
-        if isinstance(exc, (ModelBehaviorError, ValueError, openai.APIError)):
-            return BackendError("the model backend sent a malformed response", str(exc))
-        if isinstance(exc, AgentsException):
-            return AgentRunError(f"the agent run failed: {exc}")
-        return exc
+        return classify(exc, self._upstream)
 
     async def aclose(self) -> None:
         for client, _ in list(self._per_loop.values()):

@@ -51,7 +51,7 @@ def parse_config(raw: dict[str, Any] | None) -> OpenAIAgentsConfig:
 
 def validate_for_logging(raw: dict[str, Any]) -> OpenAIAgentsConfig:
     """Check a config before it is logged: its fields, and that every tool imports."""
-    from agentship.openai_agents.backend import load_tool
+    from agentship.openai_agents.tools import load_tool
 
     config = parse_config(raw)
 
