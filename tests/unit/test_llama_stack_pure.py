@@ -1,23 +1,15 @@
 """Pure parts of the Llama Stack backend: history handling, event translation, mode choice,
-the conversation cache, SSE parsing and config validation."""
+and config validation."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentship.errors import BackendError, ConfigError
+from agentship.errors import ConfigError
 from agentship.events import ItemDone, TextDelta
 from agentship.llama_stack.config import LlamaStackEnv, parse_config
-from agentship.llama_stack.convert import (
-    AgentTurnTranslator,
-    ChatTranslator,
-    agent_turn_messages,
-    chat_messages,
-    split_new_messages,
-)
+from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messages, split_new_messages
 from agentship.llama_stack.detect import Detected, choose
-from agentship.llama_stack.http import parse_sse_data
-from agentship.llama_stack.sessions import ConversationCache
 
 HISTORY = [
     {"role": "user", "content": "hi"},
@@ -36,7 +28,7 @@ def test_the_new_turn_is_the_trailing_user_messages() -> None:
 
 def test_earlier_history_travels_as_a_transcript_for_the_agents_api() -> None:
     earlier, new = split_new_messages(HISTORY)
-    messages = agent_turn_messages(earlier, new)
+    messages = agent_turn_messages(earlier, new, "be brief")
     assert messages[0]["role"] == "user"
     assert messages[0]["content"].splitlines() == [
         "Earlier in this conversation:",
@@ -46,13 +38,6 @@ def test_earlier_history_travels_as_a_transcript_for_the_agents_api() -> None:
         "tool result: sunny",
     ]
     assert messages[1] == {"role": "user", "content": "and tomorrow?"}
-
-
-def test_chat_messages_keep_tool_calls_and_results() -> None:
-    messages = chat_messages("be brief", HISTORY)
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "assistant", "tool", "user"]
-    assert messages[3]["tool_calls"][0]["function"]["name"] == "get_weather"
-    assert messages[4] == {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
 
 
 def _payload(kind: str, **fields: object) -> dict:
@@ -103,32 +88,6 @@ def test_agent_turn_events_become_responses_events() -> None:
     assert translator.feed(echo) == []
 
 
-def test_chat_chunks_accumulate_text_and_tool_calls() -> None:
-    translator = ChatTranslator("msg_x")
-    translator.feed({"choices": [{"delta": {"content": "Hi"}}]})
-    translator.feed(
-        {
-            "choices": [
-                {
-                    "delta": {
-                        "tool_calls": [
-                            {"index": 0, "id": "c1", "function": {"name": "add", "arguments": '{"a":'}}
-                        ]
-                    }
-                }
-            ]
-        }
-    )
-    translator.feed(
-        {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]}}]}
-    )
-    translator.feed({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
-    done, calls = translator.finish()
-    assert [e.item["type"] for e in done] == ["message", "function_call"]
-    assert calls == [{"id": "c1", "name": "add", "arguments": '{"a": 1}'}]
-    assert translator.usage == {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
-
-
 @pytest.mark.parametrize(
     ("routes", "forced", "expected"),
     [
@@ -154,27 +113,6 @@ def test_chat_chunks_accumulate_text_and_tool_calls() -> None:
 )
 def test_mode_choice(routes: set[str], forced: str, expected: Detected | None) -> None:
     assert choose(routes, forced) == expected  # type: ignore[arg-type]
-
-
-def test_conversation_cache_is_lru_and_expires_idle_entries() -> None:
-    now = [0.0]
-    cache = ConversationCache(max_items=2, ttl_s=10, clock=lambda: now[0])
-    a, _ = cache.get_or_create("a")
-    cache.get_or_create("b")
-    assert cache.get_or_create("a")[0] is a  # reused, and now most recent
-    _, evicted = cache.get_or_create("c")
-    assert len(evicted) == 1 and len(cache) == 2  # "b" was least recently used
-    now[0] = 100.0
-    _, evicted = cache.get_or_create("d")
-    assert len(evicted) == 2 and len(cache) == 1  # "a" and "c" expired
-
-
-def test_sse_lines() -> None:
-    assert parse_sse_data('data: {"a": 1}') == {"a": 1}
-    assert parse_sse_data("data: [DONE]") is None
-    assert parse_sse_data(": keep-alive") is None
-    with pytest.raises(BackendError, match="malformed event"):
-        parse_sse_data("data: {broken")
 
 
 def test_env_is_required_and_checked() -> None:
