@@ -85,6 +85,8 @@ class InMemoryConversationMap:
         finally:
             entry.holders -= 1
             entry.last_used = self._clock()
+            if self._entries.get(key) is entry:
+                self._entries.move_to_end(key)  # used last, so evicted last
             await self._evict()
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:

@@ -17,7 +17,7 @@ from mlflow.types.responses import (
     create_function_call_output_item,
     create_text_output_item,
 )
-from mlflow.types.responses_helpers import ResponseOutputMessage, ResponseOutputRefusal
+from mlflow.types.responses_helpers import Content, ResponseOutputMessage, ResponseOutputRefusal
 
 from agentship.errors import InvalidRequestError
 from agentship.events import AgentEvent, ItemDone, TextDelta
@@ -145,6 +145,13 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return out
 
 
+def refusal_item(item_id: str, text: str) -> dict[str, Any]:
+    """A tripped shield's message as a message item with a refusal part (the Responses API's way)."""
+    part = Content.model_validate(ResponseOutputRefusal(refusal=text).model_dump())
+    message = ResponseOutputMessage(id=item_id, content=[part], status="completed")
+    return message.model_dump(exclude_none=True)
+
+
 def _done(item: dict[str, Any]) -> ItemDone:
     return ItemDone(item)
 
@@ -208,14 +215,8 @@ class AgentTurnTranslator:
         }
 
     def _refusal(self, turn_id: str) -> ItemDone:
-        """The shield's message as a refusal item (the Responses API's part for it)."""
         assert self.violation is not None
-        message = ResponseOutputMessage(
-            id=f"msg_refusal_{turn_id}",
-            content=[ResponseOutputRefusal(refusal=self.violation["message"])],
-            status="completed",
-        )
-        return self._emit(message.model_dump(exclude_none=True))
+        return self._emit(refusal_item(f"msg_refusal_{turn_id}", self.violation["message"]))
 
     def _inference_done(self, step_id: str, message: dict[str, Any]) -> list[AgentEvent]:
         events: list[AgentEvent] = []

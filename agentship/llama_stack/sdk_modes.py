@@ -18,8 +18,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from agents.exceptions import ModelRefusalError
+from agents.items import MessageOutputItem
+from agents.stream_events import RunItemStreamEvent, StreamEvent
 from agents.tool_context import ToolContext
 from mlflow.types.responses import ResponsesAgentRequest
+from openai.types.responses import ResponseOutputRefusal
 
 from agents import (
     Agent,
@@ -35,11 +39,11 @@ from agents import (
     Runner,
     Tool,
 )
-from agentship.errors import AgentError
-from agentship.events import AgentEvent, Completed
-from agentship.inputs import input_dicts
+from agentship.errors import AgentError, AgentRunError
+from agentship.events import AgentEvent, Completed, ItemDone
+from agentship.inputs import input_dicts, new_item_id
 from agentship.llama_stack.conversations import ConversationState
-from agentship.llama_stack.convert import split_new_messages
+from agentship.llama_stack.convert import refusal_item, split_new_messages
 from agentship.llama_stack.runtime import Runtime, Turn, run_context
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.tools import AgentRunContext
@@ -107,6 +111,7 @@ class OpenAIStyleMode:
         self.kind = kind
         self.name = "responses" if kind == "responses" else f"chat_completions@{prefix}"
         config = runtime.config
+        self._shields = list(dict.fromkeys([*config.input_shields, *config.output_shields]))
         self._upstream = Upstream(
             runtime.http.upstream.who, config.request_timeout_s, runtime.rounds_exceeded()
         )
@@ -135,8 +140,8 @@ class OpenAIStyleMode:
         extra: dict[str, Any] = {}
         if self.kind == "responses":
             extra["max_infer_iters"] = config.max_infer_iters
-            if shields := list(dict.fromkeys([*config.input_shields, *config.output_shields])):
-                extra["guardrails"] = shields
+            if self._shields:
+                extra["guardrails"] = self._shields
         return ModelSettings(
             temperature=sampling.get("temperature"),
             top_p=sampling.get("top_p"),
@@ -182,26 +187,58 @@ class OpenAIStyleMode:
             conversation_id=conversation_id, run_config=RunConfig(tracing_disabled=True),
         )  # fmt: skip
         translator = StreamTranslator()
+        refusals: list[str] = []
         try:
             async for event in result.stream_events():
                 for out in translator.feed(event):
-                    yield out
+                    yield self._refusal(out, event, translator, refusals)
+        except ModelRefusalError as exc:  # the server's guardrail answered with a refusal alone
+            if not refusals:  # (else its item has been streamed already)
+                refusals.append(exc.refusal)
+                item = refusal_item(new_item_id("msg"), exc.refusal)
+                translator.output_items.append(item)
+                yield ItemDone(item)
         except BaseException as exc:
             result.cancel()
             hooks.spans.close_all("the request failed")
-            if isinstance(exc, (AgentError, asyncio.CancelledError, GeneratorExit)):
-                raise
-            raise self.rt.http.mapped(exc, self._upstream) from exc
+            raise self._mapped(exc) from exc
         if turn.keep:
             turn.after = ConversationState(
                 server_id=conversation_id,
                 history=result.to_input_list() if self.kind == "chat_completions" else [],  # type: ignore[arg-type]
             )
         usage = result.context_wrapper.usage
+        custom = dict(context.custom_outputs)
+        if refusals:
+            custom["guardrail_triggered"] = {"shields": self._shields, "message": "\n".join(refusals)}
         yield Completed(
-            translator.output_items, usage_to_responses(usage) if usage.total_tokens else None,
-            dict(context.custom_outputs),
-        )  # fmt: skip
+            translator.output_items, usage_to_responses(usage) if usage.total_tokens else None, custom
+        )
+
+    def _mapped(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, (AgentError, asyncio.CancelledError, GeneratorExit)):
+            return exc
+        if "max_iterations_exceeded" in str(exc):  # the server's own bound (responses mode)
+            limit = self.rt.config.max_infer_iters
+            return AgentRunError(f"the agent needed more than max_infer_iters={limit} inference steps")
+        return self.rt.http.mapped(exc, self._upstream)
+
+    @staticmethod
+    def _refusal(
+        out: AgentEvent, event: StreamEvent, translator: StreamTranslator, refusals: list[str]
+    ) -> AgentEvent:
+        """A message the server's guardrail replaced by a refusal stays a refusal item."""
+        if not (isinstance(out, ItemDone) and isinstance(event, RunItemStreamEvent)):
+            return out
+        if not isinstance(event.item, MessageOutputItem):
+            return out
+        parts = [p.refusal for p in event.item.raw_item.content if isinstance(p, ResponseOutputRefusal)]
+        if not parts:
+            return out
+        refusals.extend(parts)
+        item = refusal_item(str(out.item.get("id")), "\n".join(parts))
+        translator.output_items[translator.output_items.index(out.item)] = item
+        return ItemDone(item)
 
     async def aclose(self) -> None:
         return None
