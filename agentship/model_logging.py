@@ -50,8 +50,8 @@ _CONFIG_VALIDATORS: dict[str, str] = {
 }
 _REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "openai-agents": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
-    # openai-agents: client tools are described with the Agents SDK's function_schema.
-    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx"),
+    # openai-agents: client tools load as FunctionTools, and two modes run on the Agents SDK.
+    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx", "httpx2"),
 }
 
 

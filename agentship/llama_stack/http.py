@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx2 as httpx  # the HTTP library the openai client is built on
+import httpx2  # the HTTP library openai 3.x is built on
 import openai
 
 from agentship.errors import BackendError
@@ -31,15 +31,15 @@ _logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout)
 
 
-class RetryTransport(httpx.AsyncBaseTransport):
+class RetryTransport(httpx2.AsyncBaseTransport):
     """Retries what is safe to retry (see the module docstring), with a short backoff."""
 
     def __init__(
         self,
-        inner: httpx.AsyncBaseTransport,
+        inner: httpx2.AsyncBaseTransport,
         max_retries: int,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -47,7 +47,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
         self._max_retries = max_retries
         self._sleep = sleep
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         idempotent = request.method in IDEMPOTENT
         attempt = 0
         while True:
@@ -56,7 +56,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             except _NOT_SENT:
                 if attempt >= self._max_retries:
                     raise
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 if not idempotent or attempt >= self._max_retries:
                     raise
             else:
@@ -81,21 +81,21 @@ class ServerHTTP:
         api_key: str | None,
         timeout_s: float,
         max_retries: int,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        inner = transport or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64)
+        inner = transport or httpx2.AsyncHTTPTransport(
+            limits=httpx2.Limits(max_connections=512, max_keepalive_connections=64)
         )
-        self._http = httpx.AsyncClient(
+        self._http = httpx2.AsyncClient(
             transport=RetryTransport(inner, max_retries),
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
         )
         self.client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key or "none",
             max_retries=0,  # the transport retries; the openai client would retry POSTs too
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             http_client=self._http,
         )
         self.upstream = Upstream("the Llama Stack server", timeout_s)
@@ -111,7 +111,7 @@ class ServerHTTP:
             _logger.warning("%s (%s)", error.message, error.detail)
         return error
 
-    async def _json(self, call: Awaitable[httpx.Response]) -> Any:
+    async def _json(self, call: Awaitable[httpx2.Response]) -> Any:
         try:
             response = await call
         except openai.APIError as exc:
@@ -124,13 +124,13 @@ class ServerHTTP:
             raise BackendError("the Llama Stack server sent a malformed response", repr(exc)) from exc
 
     async def get(self, path: str) -> Any:
-        return await self._json(self.client.get(path, cast_to=httpx.Response))
+        return await self._json(self.client.get(path, cast_to=httpx2.Response))
 
     async def post(self, path: str, body: Any) -> Any:
-        return await self._json(self.client.post(path, body=body, cast_to=httpx.Response))
+        return await self._json(self.client.post(path, body=body, cast_to=httpx2.Response))
 
     async def delete(self, path: str) -> None:
-        await self._json(self.client.delete(path, cast_to=httpx.Response))
+        await self._json(self.client.delete(path, cast_to=httpx2.Response))
 
     async def stream(self, path: str, body: Any) -> AsyncIterator[dict[str, Any]]:
         """POST and yield each server-sent event's JSON payload as it arrives."""
@@ -151,7 +151,7 @@ class ServerHTTP:
     async def probe(self, path: str) -> int:
         """The status of ``GET path``: 0 when the server cannot be reached."""
         try:
-            await self.client.get(path, cast_to=httpx.Response)
+            await self.client.get(path, cast_to=httpx2.Response)
         except openai.APIStatusError as exc:
             return exc.status_code
         except openai.APIError:
