@@ -22,7 +22,7 @@ from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messag
 from agentship.llama_stack.runtime import Runtime, Turn, run_context
 from agentship.llama_stack.tools import agents_tool_def, run_tool
 from agentship.openai_agents.tools import AgentRunContext
-from agentship.tracing import LLM, TOOL, StepSpans
+from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 
 _logger = logging.getLogger(__name__)
 
@@ -188,6 +188,9 @@ class AgentsApiMode:
             spans.start(step_id, "inference", LLM)
         elif kind == "step_complete" and step_type == "inference":
             spans.end(step_id, (event.get("step_details") or {}).get("model_response"))
+        elif kind == "step_complete" and step_type == "shield_call":
+            violation = (event.get("step_details") or {}).get("violation")
+            spans.span(step_id, "shield", GUARDRAIL, None, violation or "no violation")
         elif kind == "step_complete" and step_type == "tool_execution":
             details = event.get("step_details") or {}
             names = [str(c.get("tool_name")) for c in details.get("tool_calls") or []]

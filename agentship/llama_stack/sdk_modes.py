@@ -47,7 +47,7 @@ from agentship.llama_stack.convert import refusal_item, split_new_messages
 from agentship.llama_stack.runtime import Runtime, Turn, run_context
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.tools import AgentRunContext
-from agentship.tracing import LLM, TOOL, StepSpans
+from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 from agentship.upstream import Upstream
 
 Kind = Literal["responses", "chat_completions"]
@@ -210,7 +210,9 @@ class OpenAIStyleMode:
         usage = result.context_wrapper.usage
         custom = dict(context.custom_outputs)
         if refusals:
-            custom["guardrail_triggered"] = {"shields": self._shields, "message": "\n".join(refusals)}
+            tripped = {"shields": self._shields, "message": "\n".join(refusals)}
+            hooks.spans.span("guardrails", "guardrails", GUARDRAIL, {"shields": self._shields}, tripped)
+            custom["guardrail_triggered"] = tripped
         yield Completed(
             translator.output_items, usage_to_responses(usage) if usage.total_tokens else None, custom
         )

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from mlflow.pyfunc import PythonModelContext
 
+from agents import function_tool
 from agentship.llama_stack import LlamaStackBackend, parse_config
 from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
 from agentship.testing.processes import ServerProcess, free_port, start_server
@@ -272,3 +273,16 @@ def load() -> Iterator[Any]:
     yield _load
     for agent in loaded:
         agent.close()
+
+
+def _shout(text: str) -> str:
+    """Repeat the text in capitals.
+
+    Args:
+        text: What to shout.
+    """
+    return text.upper() + "!"
+
+
+# A ready-made agents.FunctionTool as a client tool (the old Llama Stack loader refused these).
+SHOUT = function_tool(_shout, name_override="shout")

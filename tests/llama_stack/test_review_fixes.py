@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import mlflow
 import pytest
 
 from agentship.errors import AgentError, AgentRunError, ConfigError, InvalidRequestError
@@ -139,9 +140,13 @@ def test_a_tripped_shield_is_a_refusal(line: str, request: pytest.FixtureRequest
     assert items[-1]["type"] == "message" and items[-1]["content"][0]["type"] == "refusal"
     assert items[-1]["content"][0]["refusal"]
     tripped = response.custom_outputs["guardrail_triggered"]
-    assert (
-        tripped["shields"] == ["scripted-guard"] and tripped["message"] == items[-1]["content"][0]["refusal"]
-    )
+    assert tripped["shields"] == ["scripted-guard"]
+    assert tripped["message"] == items[-1]["content"][0]["refusal"]
+    trace_id = mlflow.get_last_active_trace_id()
+    assert trace_id is not None
+    trace = mlflow.get_trace(trace_id, flush=True)
+    assert trace is not None
+    assert any(s.span_type == "GUARDRAIL" for s in trace.data.spans)  # the trip is in the trace
 
 
 def test_shields_are_rejected_where_the_server_has_none(load: Any, request: pytest.FixtureRequest) -> None:
@@ -151,3 +156,15 @@ def test_shields_are_rejected_where_the_server_has_none(load: Any, request: pyte
         load(request.getfixturevalue("target_responses_15"), **SHIELDED)
     with pytest.raises(ConfigError, match="shield 'no-such-shield' is not registered"):
         load(request.getfixturevalue("target_agents_02"), input_shields=["no-such-shield"])
+
+
+def test_client_tools_load_as_the_openai_agent_s_do(target: Target, load: Any) -> None:
+    """One loader: a ready-made FunctionTool works, and a tool reads the run context."""
+    agent = load(target, client_tools=["tests.llama_stack.conftest:SHOUT", "agentship.examples.tools:whoami"])
+    items = dumped(ask(agent, 'Please shout {"text": "hello"}'))
+    assert items[1]["output"] == "HELLO!"
+    response = agent.predict(
+        {"input": [{"role": "user", "content": "Run whoami"}], "custom_inputs": {"user": "grace"}}
+    )
+    assert dumped(response)[1]["output"] == "You are grace."
+    assert response.custom_outputs["whoami_called"] is True
