@@ -4,7 +4,7 @@ Log it with ``python logging_scripts/log_agent.py --agent llama-stack``. Behavio
 the model config (see ``configs/llama_stack.yaml``); the server, agent, model and key come from
 ``LLAMASTACK_BASE_URL``, ``LLAMASTACK_AGENT_ID``, ``LLAMASTACK_MODEL`` and
 ``LLAMASTACK_API_KEY`` when the model is served. At load the wrapper detects the server's API:
-Agents API on /v1 (0.2.x) or /v1alpha (0.3.x), Responses + Conversations (0.4+), or chat
+Agents API on /v1 (0.2.x) or /v1alpha (0.3.x), Responses + Conversations (0.4+, OGX 1.x), or chat
 completions (any OpenAI-compatible server).
 """
 

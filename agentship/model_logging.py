@@ -62,8 +62,8 @@ _REQUIREMENTS: dict[str, tuple[str, ...]] = {
         "jsonschema",
         *_STATE,
     ),
-    # openai-agents: client tools are described with the Agents SDK's function_schema.
-    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx", *_STATE),
+    # openai-agents: client tools load as FunctionTools, and two modes run on the Agents SDK.
+    "llama-stack": ("mlflow", "openai-agents", "openai", "pydantic", "pyyaml", "httpx", "httpx2", *_STATE),
 }
 
 

@@ -17,6 +17,7 @@ _logger = logging.getLogger(__name__)
 
 LLM = SpanType.LLM
 TOOL = SpanType.TOOL
+GUARDRAIL = SpanType.GUARDRAIL
 
 
 class StepSpans:

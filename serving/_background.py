@@ -60,7 +60,7 @@ class BackgroundRuns:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep(), name="agentship-sweeper")
+        self._sweeper = asyncio.create_task(self._sweep(), name="server-background-sweeper")
 
     async def close(self) -> None:
         """Stop sweeping; give up the runs still going so another replica takes them at once."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents import RunContextWrapper
-from agentship.openai_agents.backend import AgentRunContext
+from agentship.openai_agents.tools import AgentRunContext
 
 _FORECASTS = {
     "paris": "18°C and sunny",

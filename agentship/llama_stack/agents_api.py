@@ -14,13 +14,15 @@ from typing import Any
 
 from mlflow.types.responses import ResponsesAgentRequest
 
-from agentship.errors import AgentRunError, BackendError, BackendStatusError, ConfigError
+from agentship.errors import AgentRunError, BackendStatusError, ConfigError
 from agentship.events import AgentEvent, Completed
 from agentship.inputs import input_dicts
+from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messages, split_new_messages
-from agentship.llama_stack.runtime import Runtime
-from agentship.llama_stack.sessions import Conversation
-from agentship.tracing import LLM, TOOL, StepSpans
+from agentship.llama_stack.runtime import Runtime, Turn, run_context
+from agentship.llama_stack.tools import agents_tool_def, run_tool
+from agentship.openai_agents.tools import AgentRunContext
+from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 
 _logger = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class AgentsApiMode:
     def __init__(self, runtime: Runtime, prefix: str) -> None:
         self.rt = runtime
         self.prefix = prefix  # "/v1" or "/v1alpha"
-        self.name = f"agents{prefix.removeprefix('/v1') or ''}@{prefix}"
+        self.name = f"agents@{prefix}"
         self.agent_id: str | None = None
         self._created = False
 
@@ -51,13 +53,16 @@ class AgentsApiMode:
             "instructions": config.instructions,
             "name": config.name,
             "toolgroups": [g.name if not g.args else g.model_dump() for g in config.toolgroup_list()],
-            "client_tools": [t.agents_tool_def() for t in self.rt.tools.values()],
+            "client_tools": [agents_tool_def(t, self.prefix) for t in self.rt.tools.values()],
             "max_infer_iters": config.max_infer_iters,
+            "input_shields": config.input_shields,
+            "output_shields": config.output_shields,
             "sampling_params": sampling_params,
             "enable_session_persistence": True,
         }
 
     async def start(self) -> None:
+        await self._check_shields()
         agent_id = self.rt.env.agent_id
         if agent_id:
             try:
@@ -76,15 +81,25 @@ class AgentsApiMode:
         self._created = True
         _logger.info("created Llama Stack agent %s", self.agent_id)
 
+    async def _check_shields(self) -> None:
+        config = self.rt.config
+        for shield in dict.fromkeys([*config.input_shields, *config.output_shields]):
+            try:
+                await self.rt.http.get(f"/v1/shields/{shield}")
+            except BackendStatusError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                raise ConfigError(f"shield {shield!r} is not registered on {self.rt.http.base_url}") from exc
+
     async def _new_session(self, name: str) -> str:
         created = await self.rt.http.post(
             f"{self.prefix}/agents/{self.agent_id}/session", {"session_name": name}
         )
         return str(created["session_id"])
 
-    async def forget(self, conversation: Conversation) -> None:
-        if conversation.server_id:
-            await self._delete_session(conversation.server_id)
+    async def release(self, state: ConversationState) -> None:
+        if state.server_id:
+            await self._delete_session(state.server_id)
 
     async def _delete_session(self, session_id: str) -> None:
         try:
@@ -92,29 +107,30 @@ class AgentsApiMode:
         except Exception:
             _logger.debug("could not delete session %s", session_id, exc_info=True)
 
-    async def stream(
-        self, request: ResponsesAgentRequest, conversation: Conversation | None
-    ) -> AsyncIterator[AgentEvent]:
+    async def stream(self, request: ResponsesAgentRequest, turn: Turn) -> AsyncIterator[AgentEvent]:
         earlier, new = split_new_messages(input_dicts(request))
-        if conversation is None:
-            session_id = await self._new_session(f"request-{uuid.uuid4().hex[:12]}")
-            messages = agent_turn_messages(earlier, new)
-        elif conversation.server_id is None:
-            session_id = conversation.server_id = await self._new_session(
-                f"conversation-{uuid.uuid4().hex[:12]}"
-            )
-            messages = agent_turn_messages(earlier, new)
+        instructions = self.rt.config.instructions
+        if turn.before is not None and turn.before.server_id:
+            session_id = turn.before.server_id  # the session holds the earlier turns
+            messages = agent_turn_messages([], new, instructions)
         else:
-            session_id = conversation.server_id
-            messages = agent_turn_messages([], new)
+            messages = agent_turn_messages(earlier, new, instructions)  # raises before a session exists
+            session_id = await self._new_session(
+                f"{'conversation' if turn.keep else 'request'}-{uuid.uuid4().hex[:12]}"
+            )
+            turn.created = ConversationState(server_id=session_id)
         try:
-            async for event in self._turn(session_id, messages):
+            async for event in self._turn(session_id, messages, run_context(request)):
+                if isinstance(event, Completed) and turn.keep:
+                    turn.after = ConversationState(server_id=session_id)
                 yield event
         finally:
-            if conversation is None:
+            if not turn.keep:
                 await self._delete_session(session_id)
 
-    async def _turn(self, session_id: str, messages: list[dict[str, Any]]) -> AsyncIterator[AgentEvent]:
+    async def _turn(
+        self, session_id: str, messages: list[dict[str, Any]], context: AgentRunContext
+    ) -> AsyncIterator[AgentEvent]:
         translator = AgentTurnTranslator(set(self.rt.tools))
         spans = StepSpans()
         base = f"{self.prefix}/agents/{self.agent_id}/session/{session_id}/turn"
@@ -123,10 +139,6 @@ class AgentsApiMode:
             for _ in range(self.rt.config.max_tool_rounds + 1):
                 async for payload in self.rt.http.stream(path, body):
                     event = (payload.get("event") or {}).get("payload") or {}
-                    if payload.get("error"):
-                        error = payload["error"]
-                        detail = error.get("message", error) if isinstance(error, dict) else error
-                        raise BackendError("the Llama Stack turn failed", str(detail))
                     self._trace(spans, event, set(self.rt.tools))
                     for out in translator.feed(event):
                         yield out
@@ -134,9 +146,7 @@ class AgentsApiMode:
                     break
                 responses = []
                 for call in translator.pending_calls:
-                    output = await self.rt.run_client_tool(
-                        spans, call["call_id"], call["name"], call["arguments"]
-                    )
+                    output = await self._run_tool(spans, context, call)
                     responses.append(
                         {"call_id": call["call_id"], "tool_name": call["name"], "content": output}
                     )
@@ -149,13 +159,26 @@ class AgentsApiMode:
                 )
                 translator.awaiting_input = False
             else:
-                raise AgentRunError(
-                    f"the agent needed more than max_tool_rounds={self.rt.config.max_tool_rounds} client-tool rounds"
-                )
+                raise AgentRunError(self.rt.rounds_exceeded())
         except BaseException:
             spans.close_all("the turn failed")
             raise
-        yield Completed(translator.output_items, None)
+        custom = {**context.custom_outputs}
+        if translator.violation is not None:
+            custom["guardrail_triggered"] = self._tripped(translator.violation)
+        yield Completed(translator.output_items, None, custom)
+
+    def _tripped(self, violation: dict[str, Any]) -> dict[str, Any]:
+        config = self.rt.config
+        shields = config.input_shields if violation["stage"] == "input" else config.output_shields
+        return {"shields": shields, **violation}
+
+    async def _run_tool(self, spans: StepSpans, context: AgentRunContext, call: dict[str, str]) -> str:
+        call_id, name = call["call_id"], call["name"]
+        spans.start(f"tool:{call_id}", name, TOOL, {"arguments": call["arguments"]})
+        output = await run_tool(self.rt.tools, context, call_id, name, call["arguments"])
+        spans.end(f"tool:{call_id}", output, error=output if output.startswith("Error:") else None)
+        return output
 
     @staticmethod
     def _trace(spans: StepSpans, event: dict[str, Any], client_tools: set[str]) -> None:
@@ -165,6 +188,9 @@ class AgentsApiMode:
             spans.start(step_id, "inference", LLM)
         elif kind == "step_complete" and step_type == "inference":
             spans.end(step_id, (event.get("step_details") or {}).get("model_response"))
+        elif kind == "step_complete" and step_type == "shield_call":
+            violation = (event.get("step_details") or {}).get("violation")
+            spans.span(step_id, "shield", GUARDRAIL, None, violation or "no violation")
         elif kind == "step_complete" and step_type == "tool_execution":
             details = event.get("step_details") or {}
             names = [str(c.get("tool_name")) for c in details.get("tool_calls") or []]

@@ -9,29 +9,38 @@ from typing import Any
 from mlflow.types.responses import ResponsesAgentRequest
 
 from agentship.errors import AgentError, BackendError, BackendStatusError
-from agentship.events import AgentEvent, with_custom_outputs
+from agentship.events import AgentEvent, Completed, with_custom_outputs
 from agentship.llama_stack.agents_api import AgentsApiMode
-from agentship.llama_stack.chat_api import ChatCompletionsMode
+from agentship.llama_stack.checks import check_settings, check_vector_stores
 from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
-from agentship.llama_stack.detect import detect, resolve_model
+from agentship.llama_stack.conversations import ConversationMap, ConversationState, InMemoryConversationMap
+from agentship.llama_stack.detect import Detected, detect, resolve_model
 from agentship.llama_stack.http import ServerHTTP
-from agentship.llama_stack.responses_api import ResponsesApiMode
-from agentship.llama_stack.runtime import Mode, Runtime
-from agentship.llama_stack.sessions import ConversationCache
+from agentship.llama_stack.runtime import Mode, Runtime, Turn
+from agentship.llama_stack.sdk_modes import OpenAIStyleMode
 from agentship.llama_stack.tools import load_client_tools
 
 _logger = logging.getLogger(__name__)
 
 
 class LlamaStackBackend:
-    """Serves Responses requests from a Llama Stack (or OpenAI-compatible) server."""
+    """Serves Responses requests from a Llama Stack / OGX (or OpenAI-compatible) server.
 
-    def __init__(self, config: LlamaStackConfig, environ: Mapping[str, str]) -> None:
+    ``conversations`` replaces the per-process conversation map (a persistent store, say).
+    """
+
+    def __init__(
+        self,
+        config: LlamaStackConfig,
+        environ: Mapping[str, str],
+        conversations: ConversationMap | None = None,
+    ) -> None:
         self.config = config
         self.env = LlamaStackEnv.from_environ(environ)
         self.tools = load_client_tools(config.client_tools)
+        self._conversations = conversations
         self._mode: Mode | None = None
-        self._runtime: Runtime | None = None
+        self._http: ServerHTTP | None = None
         self.server_version: str | None = None
 
     @property
@@ -44,7 +53,13 @@ class LlamaStackBackend:
         )
         try:
             detected = await detect(http, self.config.api_mode)
+            check_settings(self.config, self.env, detected)
             model = await resolve_model(http, self.env.model or self.config.model)
+            await check_vector_stores(http, self.config, detected)
+            mode = self._build(
+                Runtime(self.config, self.env, http, model, self.tools, detected.version), detected
+            )
+            await mode.start()
         except BackendError as exc:
             await http.aclose()
             # At load the operator is the reader: name the server and what it said.
@@ -53,48 +68,52 @@ class LlamaStackBackend:
             await http.aclose()
             raise
         self.server_version = detected.version
-        cache = ConversationCache(self.config.session.max_sessions, self.config.session.ttl_s)
-        runtime = Runtime(self.config, self.env, http, model, self.tools, cache)
-        mode: Mode
-        if detected.kind == "agents":
-            mode = AgentsApiMode(runtime, detected.prefix)
-        elif detected.kind == "responses":
-            mode = ResponsesApiMode(runtime)
-        else:
-            mode = ChatCompletionsMode(runtime, detected.prefix)
-        await mode.start()
-        self._runtime, self._mode = runtime, mode
+        self._http, self._mode = http, mode
+        if self._conversations is None:
+            session = self.config.session
+            self._conversations = InMemoryConversationMap(session.max_sessions, session.ttl_s, mode.release)
         _logger.warning(
             "Llama Stack backend: %s (server %s, version %s, model %s)",
             mode.name, self.env.base_url, detected.version or "unknown", model,
         )  # fmt: skip
 
+    @staticmethod
+    def _build(runtime: Runtime, detected: Detected) -> Mode:
+        if detected.kind == "agents":
+            return AgentsApiMode(runtime, detected.prefix)
+        return OpenAIStyleMode(runtime, detected.kind, detected.prefix)
+
     async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
-        if self._mode is None or self._runtime is None:
+        if self._mode is None or self._conversations is None:
             raise AgentError("the Llama Stack backend is not started")
-        mode, cache = self._mode, self._runtime.conversations
+        mode, conversations = self._mode, self._conversations
         conversation_id = request.context.conversation_id if request.context else None
         extra: dict[str, Any] = {"llama_stack_mode": mode.name}
         if not conversation_id:
-            async for event in mode.stream(request, None):
+            async for event in mode.stream(request, Turn(keep=False)):
                 yield with_custom_outputs(event, extra)
             return
-        conversation, evicted = cache.get_or_create(conversation_id)
-        for old in evicted:
-            await mode.forget(old)
-        async with conversation.lock:  # one turn at a time per conversation
-            async for event in mode.stream(request, conversation):
-                if conversation.server_id:
-                    extra["llama_stack_conversation"] = conversation.server_id
-                yield with_custom_outputs(event, extra)
+        async with conversations.lock(conversation_id):  # one turn at a time per conversation
+            turn = Turn(keep=True, before=await conversations.get(conversation_id))
+            try:
+                async for event in mode.stream(request, turn):
+                    if isinstance(event, Completed) and turn.after is not None:
+                        await conversations.set(conversation_id, turn.after)  # only once it succeeded
+                    server_id = (turn.after or turn.before or ConversationState()).server_id
+                    if server_id:
+                        extra["llama_stack_conversation"] = server_id
+                    yield with_custom_outputs(event, extra)
+            finally:
+                if turn.created is not None and turn.after is None:
+                    await mode.release(turn.created)  # a failed first turn leaves nothing behind
 
     async def aclose(self) -> None:
-        if self._mode is None or self._runtime is None:
+        if self._mode is None or self._http is None:
             return
-        for conversation in self._runtime.conversations.drain():
-            await self._mode.forget(conversation)
+        if self._conversations is not None:
+            await self._conversations.aclose()
         await self._mode.aclose()
-        await self._runtime.http.aclose()
+        await self._http.aclose()
 
 
 def _for_operator(exc: BackendError) -> BackendError:

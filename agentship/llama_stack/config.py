@@ -47,8 +47,15 @@ class LlamaStackConfig(BaseModel):
     model: str | None = Field(None, description="Model id; LLAMASTACK_MODEL overrides it.")
     toolgroups: list[str | Toolgroup] = Field(default_factory=list)
     client_tools: list[str] = Field(default_factory=list, description="Python functions, 'module:name'.")
-    max_infer_iters: int = Field(10, ge=1, le=100)
+    max_infer_iters: int = Field(
+        10, ge=1, le=100, description="Inference steps per turn (the server's bound; chat mode: model calls)."
+    )
     max_tool_rounds: int = Field(8, ge=1, le=100, description="Client-tool rounds per request.")
+    input_shields: list[str] = Field(
+        default_factory=list,
+        description="Safety shields run on the input (Agents API; Responses: guardrails).",
+    )
+    output_shields: list[str] = Field(default_factory=list, description="Safety shields run on the answer.")
     sampling: Sampling = Field(default_factory=Sampling)
     session: SessionPolicy = Field(default_factory=SessionPolicy)
     api_mode: ApiMode = Field("auto", description="Force a server API instead of detecting it.")

@@ -1,9 +1,10 @@
 """Pure conversions for the Llama Stack backend: no I/O here.
 
 * history helpers: which input items are new, and how earlier turns are carried;
-* :class:`AgentTurnTranslator`: Agents API turn events → the package's events;
-* :class:`ResponsesTranslator`: a server's Responses stream → the package's events;
-* :class:`ChatTranslator`: Chat Completions chunks → the package's events.
+* :func:`agent_turn_messages`: Responses input → Agents API turn messages, nothing lost;
+* :class:`AgentTurnTranslator`: Agents API turn events → the package's events.
+
+(The chat-completions and responses modes run on the Agents SDK, whose converters they reuse.)
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 from mlflow.types.responses import (
     create_function_call_item,
     create_function_call_output_item,
-    create_reasoning_item,
     create_text_output_item,
 )
+from mlflow.types.responses_helpers import Content, ResponseOutputMessage, ResponseOutputRefusal
 
+from agentship.errors import InvalidRequestError
 from agentship.events import AgentEvent, ItemDone, TextDelta
 from agentship.inputs import content_text
 
@@ -25,17 +27,24 @@ _NEW_TURN_ROLES = {"user", "system", "developer"}
 
 
 def split_new_messages(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(earlier items, the new turn): the new turn is the trailing run of user/system messages."""
+    """(earlier items, the new turn).
+
+    The new turn is the trailing run of user/system messages; when the input ends with tool
+    results instead, it is the trailing run of tool calls and results; else the last item.
+    """
     index = len(items)
-    while index > 0:
-        item = items[index - 1]
-        if (item.get("type") in (None, "message")) and item.get("role") in _NEW_TURN_ROLES:
+    while index > 0 and _is_new_message(items[index - 1]):
+        index -= 1
+    if index == len(items):
+        while index > 0 and items[index - 1].get("type") in ("function_call", "function_call_output"):
             index -= 1
-        else:
-            break
-    if index == len(items):  # nothing new at the end: treat the last item as the new turn
+    if index == len(items):
         index = max(0, len(items) - 1)
     return items[:index], items[index:]
+
+
+def _is_new_message(item: dict[str, Any]) -> bool:
+    return item.get("type") in (None, "message") and item.get("role") in _NEW_TURN_ROLES
 
 
 def transcript(items: list[dict[str, Any]]) -> str:
@@ -43,6 +52,8 @@ def transcript(items: list[dict[str, Any]]) -> str:
     lines = []
     for item in items:
         kind = item.get("type") or "message"
+        if kind == "message" and item.get("role") in ("system", "developer"):
+            continue  # only the agent's own instructions get this far, and the agent has them
         if kind == "message":
             lines.append(f"{item.get('role', 'user')}: {content_text(item.get('content'))}")
         elif kind == "function_call":
@@ -52,74 +63,93 @@ def transcript(items: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def agent_turn_messages(earlier: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages for an Agents API turn, which only takes user (and tool) messages.
+def agent_turn_messages(
+    earlier: list[dict[str, Any]], new: list[dict[str, Any]], instructions: str
+) -> list[dict[str, Any]]:
+    """Messages for an Agents API turn, which takes user (and tool) messages only; pure.
 
-    Earlier items that the server's session does not hold travel as a leading user message.
+    Earlier items that the server's session does not hold travel as a leading user message, and
+    so do tool calls and results at the end of the input (the server is waiting on none of
+    them). Images become image content; what the API cannot carry raises
+    :class:`InvalidRequestError` naming it: a ``system``/``developer`` message (or the request's
+    ``instructions``) other than the agent's own instructions, and ``input_file`` parts.
     """
+    for index, item in enumerate([*earlier, *new]):
+        _check_system_message(index, item, instructions)
     messages = []
     if earlier:
-        messages.append({"role": "user", "content": "Earlier in this conversation:\n" + transcript(earlier)})
+        messages.append(_transcript_message("Earlier in this conversation:", earlier))
+    tools = [i for i in new if i.get("type") in ("function_call", "function_call_output")]
+    if tools:
+        messages.append(_transcript_message("Tool calls and their results:", tools))
     for item in new:
-        messages.append({"role": "user", "content": content_text(item.get("content"))})
+        if (item.get("type") or "message") == "message" and item.get("role") == "user":
+            messages.append({"role": "user", "content": agent_content(item.get("content"))})
     return messages
 
 
-def chat_messages(instructions: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Responses input items as Chat Completions messages, nothing dropped."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
-    for item in items:
-        kind = item.get("type") or "message"
-        if kind == "message":
-            role = item.get("role", "user")
-            messages.append(
-                {
-                    "role": "system" if role == "developer" else role,
-                    "content": content_text(item.get("content")),
-                }
-            )
-        elif kind == "function_call":
-            call = {
-                "id": item["call_id"],
-                "type": "function",
-                "function": {"name": item["name"], "arguments": item.get("arguments") or "{}"},
-            }
-            if messages and messages[-1]["role"] == "assistant" and not messages[-1].get("content"):
-                messages[-1].setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            messages.append(
-                {"role": "tool", "tool_call_id": item["call_id"], "content": content_text(item.get("output"))}
-            )
-    return messages
+def _check_system_message(index: int, item: dict[str, Any], instructions: str) -> None:
+    role = item.get("role")
+    if (item.get("type") or "message") != "message" or role not in ("system", "developer"):
+        return
+    if content_text(item.get("content")).strip() == instructions.strip():
+        return  # the agent's own instructions, resent by the client
+    raise InvalidRequestError(
+        f"input[{index}] is a {role!r} message (or the request's 'instructions'): the Llama Stack "
+        "Agents API fixes the system prompt when the agent is created; put it in the model "
+        "config's 'instructions' instead"
+    )
 
 
-def responses_input(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Responses input items as a Responses API server accepts them (assistant text flattened)."""
+def _transcript_message(title: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    text = title + "\n" + transcript(items)
+    images = [
+        part
+        for item in items
+        if (item.get("type") or "message") == "message" and item.get("role") == "user"
+        for part in _parts(item.get("content"))
+        if part["type"] == "image"
+    ]
+    return {"role": "user", "content": [{"type": "text", "text": text}, *images] if images else text}
+
+
+def agent_content(content: Any) -> str | list[dict[str, Any]]:
+    """A Responses message content as Agents API content: a string, or text and image items."""
+    if isinstance(content, str):
+        return content
+    parts = _parts(content)
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
     out: list[dict[str, Any]] = []
-    for item in items:
-        kind = item.get("type") or "message"
-        if kind == "message":
-            out.append({"role": item.get("role", "user"), "content": content_text(item.get("content"))})
-        elif kind == "function_call":
-            out.append(
-                {
-                    "type": "function_call",
-                    "call_id": item["call_id"],
-                    "name": item["name"],
-                    "arguments": item.get("arguments") or "{}",
-                }
-            )
-        elif kind == "function_call_output":
-            out.append(
-                {
-                    "type": "function_call_output",
-                    "call_id": item["call_id"],
-                    "output": content_text(item.get("output")),
-                }
+    for part in content or []:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text"):
+            out.append({"type": "text", "text": str(part.get("text") or "")})
+        elif kind == "input_image" and isinstance(part.get("image_url"), str):
+            url: str = part["image_url"]
+            if url.startswith("data:") and ";base64," in url:
+                out.append({"type": "image", "image": {"data": url.split(";base64,", 1)[1]}})
+            else:
+                out.append({"type": "image", "image": {"url": {"uri": url}}})
+        else:
+            what = "an input_image given by file_id" if kind == "input_image" else f"a {kind!r} part"
+            raise InvalidRequestError(
+                f"the Llama Stack Agents API cannot take {what}: send text, or images by URL"
             )
     return out
+
+
+def refusal_item(item_id: str, text: str) -> dict[str, Any]:
+    """A tripped shield's message as a message item with a refusal part (the Responses API's way)."""
+    part = Content.model_validate(ResponseOutputRefusal(refusal=text).model_dump())
+    message = ResponseOutputMessage(id=item_id, content=[part], status="completed")
+    return message.model_dump(exclude_none=True)
 
 
 def _done(item: dict[str, Any]) -> ItemDone:
@@ -142,6 +172,8 @@ class AgentTurnTranslator:
         self.pending_calls: list[dict[str, Any]] = []  # client-tool calls to run: call_id, name, arguments
         self._answered: set[str] = set()
         self.tool_names: dict[str, str] = {}
+        self.violation: dict[str, Any] | None = None  # a tripped shield: stage, message, metadata
+        self._shield_stage = "input"
 
     def _emit(self, item: dict[str, Any]) -> ItemDone:
         self.output_items.append(item)
@@ -161,12 +193,30 @@ class AgentTurnTranslator:
                 return self._inference_done(payload.get("step_id", ""), details.get("model_response") or {})
             if payload.get("step_type") == "tool_execution":
                 return self._tool_results(details.get("tool_responses") or [])
+            if payload.get("step_type") == "shield_call" and details.get("violation"):
+                self._shield_tripped(details["violation"])
             return []
+        if kind == "step_start" and payload.get("step_type") == "shield_call":
+            touchpoint = str((payload.get("metadata") or {}).get("touchpoint", ""))
+            self._shield_stage = "output" if "output" in touchpoint else "input"
         if kind in ("turn_complete", "turn_awaiting_input"):
             turn = payload.get("turn") or {}
             self.turn_id = turn.get("turn_id") or self.turn_id
             self.awaiting_input = kind == "turn_awaiting_input"
+            if self.violation is not None and kind == "turn_complete":
+                return [self._refusal(turn.get("turn_id") or "turn")]
         return []
+
+    def _shield_tripped(self, violation: dict[str, Any]) -> None:
+        self.violation = {
+            "stage": self._shield_stage,
+            "message": str(violation.get("user_message") or "The request was blocked by a safety shield."),
+            "metadata": violation.get("metadata") or {},
+        }
+
+    def _refusal(self, turn_id: str) -> ItemDone:
+        assert self.violation is not None
+        return self._emit(refusal_item(f"msg_refusal_{turn_id}", self.violation["message"]))
 
     def _inference_done(self, step_id: str, message: dict[str, Any]) -> list[AgentEvent]:
         events: list[AgentEvent] = []
@@ -197,124 +247,3 @@ class AgentTurnTranslator:
             return None
         self._answered.add(call_id)
         return self._emit(create_function_call_output_item(call_id, output))
-
-
-def _responses_item(item: dict[str, Any]) -> dict[str, Any] | None:
-    kind = item.get("type")
-    if kind == "message":
-        return create_text_output_item(content_text(item.get("content")), str(item.get("id")))
-    if kind == "function_call":
-        return create_function_call_item(
-            str(item.get("id") or f"fc_{item['call_id']}"),
-            item["call_id"],
-            item["name"],
-            item.get("arguments") or "{}",
-        )
-    if kind == "reasoning":
-        texts = [s.get("text", "") for s in item.get("summary") or []] or [
-            c.get("text", "") for c in item.get("content") or []
-        ]
-        return create_reasoning_item(str(item.get("id")), "\n".join(texts))
-    if kind in ("file_search_call", "web_search_call"):
-        return {k: v for k, v in item.items() if v is not None}
-    return None
-
-
-class ResponsesTranslator:
-    """A server's Responses stream events → ours, for one ``responses.create`` call."""
-
-    def __init__(self) -> None:
-        self.output_items: list[dict[str, Any]] = []
-        self.function_calls: list[dict[str, Any]] = []
-        self.usage: dict[str, Any] | None = None
-        self.response_id: str | None = None
-
-    def feed(self, event: dict[str, Any]) -> list[AgentEvent]:
-        kind = event.get("type")
-        if kind == "response.output_text.delta" and event.get("delta"):
-            return [TextDelta(str(event.get("item_id")), event["delta"])]
-        if kind == "response.output_item.done":
-            raw = event.get("item") or {}
-            item = _responses_item(raw)
-            if item is None:
-                return []
-            if raw.get("type") == "function_call":
-                self.function_calls.append(raw)
-            self.output_items.append(item)
-            return [_done(item)]
-        if kind in ("response.completed", "response.incomplete"):
-            response = event.get("response") or {}
-            self.usage = response.get("usage") or self.usage
-            self.response_id = response.get("id") or self.response_id
-        if kind in ("response.failed", "error"):
-            error = (event.get("response") or {}).get("error") or event.get("error") or event
-            raise ValueError(str(error.get("message") if isinstance(error, dict) else error))
-        return []
-
-
-class ChatTranslator:
-    """Chat Completions stream chunks → Responses stream events, for one model call."""
-
-    def __init__(self, message_id: str) -> None:
-        self._message_id = message_id
-        self.text = ""
-        self.calls: dict[int, dict[str, str]] = {}
-        self.usage: dict[str, Any] | None = None
-
-    def feed(self, chunk: dict[str, Any]) -> list[AgentEvent]:
-        if chunk.get("error"):
-            error = chunk["error"]
-            raise ValueError(str(error.get("message") if isinstance(error, dict) else error))
-        if chunk.get("usage"):
-            u = chunk["usage"]
-            self.usage = {
-                "input_tokens": int(u.get("prompt_tokens") or 0),
-                "output_tokens": int(u.get("completion_tokens") or 0),
-                "total_tokens": int(u.get("total_tokens") or 0),
-            }
-        events: list[AgentEvent] = []
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                self.text += delta["content"]
-                events.append(TextDelta(self._message_id, delta["content"]))
-            for call in delta.get("tool_calls") or []:
-                slot = self.calls.setdefault(
-                    int(call.get("index", 0)), {"id": "", "name": "", "arguments": ""}
-                )
-                function = call.get("function") or {}
-                slot["id"] = call.get("id") or slot["id"]
-                slot["name"] += function.get("name") or ""
-                slot["arguments"] += function.get("arguments") or ""
-        return events
-
-    def finish(self) -> tuple[list[ItemDone], list[dict[str, Any]]]:
-        """(done events, function calls) once the stream has ended."""
-        items = []
-        if self.text:
-            items.append(create_text_output_item(self.text, self._message_id))
-        calls = [self.calls[i] for i in sorted(self.calls)]
-        for call in calls:
-            items.append(
-                create_function_call_item(
-                    f"fc_{call['id']}", call["id"], call["name"], call["arguments"] or "{}"
-                )
-            )
-        return [_done(i) for i in items], calls
-
-
-def add_usage(total: dict[str, Any] | None, more: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Sum two Responses usage objects (either may be None)."""
-    if not more:
-        return total
-    if not total:
-        total = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    summed = {
-        k: int(total.get(k) or 0) + int(more.get(k) or 0)
-        for k in ("input_tokens", "output_tokens", "total_tokens")
-    }
-    return {
-        **summed,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens_details": {"reasoning_tokens": 0},
-    }

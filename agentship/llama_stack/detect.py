@@ -25,10 +25,10 @@ class Detected:
 def choose(routes: set[str], forced: ApiMode) -> Detected | None:
     """The best mode the routes allow (or the forced one); pure."""
     options: list[Detected] = []
+    if "/v1alpha/agents" in routes:  # 0.3.x; its /v1/agents is a deprecated alias
+        options.append(Detected("agents", "/v1alpha", None))
     if "/v1/agents" in routes:
         options.append(Detected("agents", "/v1", None))
-    if "/v1alpha/agents" in routes:
-        options.append(Detected("agents", "/v1alpha", None))
     if "/v1/responses" in routes and "/v1/conversations" in routes:
         options.append(Detected("responses", "/v1", None))
     if "/v1/chat/completions" in routes:

@@ -1,8 +1,16 @@
-"""HTTP to a Llama Stack (or any OpenAI-compatible) server: retries, timeouts, SSE, errors.
+"""HTTP to a Llama Stack / OGX (or any OpenAI-compatible) server: one client, one retry policy.
 
-One small async client over ``httpx`` rather than ``llama-stack-client``: the server's API
-moved between releases (0.2 ``/v1/agents``, 0.3 ``/v1alpha/agents``, 0.4+ Responses), and a
-single client that follows the server is simpler than one SDK version per server version.
+Every call goes through one ``openai.AsyncOpenAI`` client: the Agents SDK's models use it for
+chat completions and responses, and :class:`ServerHTTP` uses its generic ``get``/``post``/
+``delete`` for the routes the SDK has no method for (the Agents API, routes, vector stores).
+So every upstream failure is an ``openai`` exception, classified once by
+:func:`agentship.upstream.classify`.
+
+Retries live in the transport (:class:`RetryTransport`), not in the client: a request that
+never reached the server (connection refused or timed out while connecting) is sent again,
+whatever its method; a read error, a timeout or an error status after that is retried only for
+idempotent methods. A POST may have reached the server: sending it again could duplicate an
+agent, a session, or a turn and its server-side tool runs.
 """
 
 from __future__ import annotations
@@ -10,148 +18,145 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
+import httpx2  # the HTTP library openai 3.x is built on
+import openai
 
-from agentship.errors import (
-    BackendError,
-    BackendStatusError,
-    BackendTimeoutError,
-    BackendUnavailableError,
-    backend_status_message,
-)
+from agentship.errors import BackendError
+from agentship.upstream import Upstream, classify
 
 _logger = logging.getLogger(__name__)
 
-_RETRY_STATUSES = {429, 502, 503, 504}
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout)
 
 
-def _detail(response: httpx.Response) -> str:
-    """The server's own error message, from the shapes Llama Stack and OpenAI use."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500] or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if body.get("detail"):
-            detail = body["detail"]
-            return detail if isinstance(detail, str) else json.dumps(detail)[:500]
-        if isinstance(error, str):
-            return error
-    return json.dumps(body)[:500]
+class RetryTransport(httpx2.AsyncBaseTransport):
+    """Retries what is safe to retry (see the module docstring), with a short backoff."""
 
-
-def parse_sse_data(line: str) -> dict[str, Any] | None:
-    """One SSE line to its JSON payload; None for other lines and the ``[DONE]`` marker."""
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if not data or data == "[DONE]":
-        return None
-    try:
-        parsed = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise BackendError("malformed event in the server's stream", repr(data[:200])) from exc
-    if not isinstance(parsed, dict):
-        raise BackendError("malformed event in the server's stream", repr(data[:200]))
-    return parsed
-
-
-class ServerHTTP:
-    """Async JSON and SSE calls to one server, built once per event loop."""
-
-    def __init__(self, base_url: str, api_key: str | None, timeout_s: float, max_retries: int) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        max_retries: int,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._inner = inner
         self._max_retries = max_retries
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
-        )
-        self._timeout_s = timeout_s
+        self._sleep = sleep
 
-    def _error(self, exc: Exception, path: str) -> Exception:
-        """A client-safe error; what the operator needs goes to the log and ``detail``."""
-        where = f"Llama Stack server {self.base_url}{path}"
-        error: BackendError
-        if isinstance(exc, httpx.TimeoutException):
-            error = BackendTimeoutError(
-                f"the Llama Stack server did not answer within {self._timeout_s:g}s", f"{where}: {exc!r}"
-            )
-        elif isinstance(exc, httpx.TransportError):
-            error = BackendUnavailableError("the Llama Stack server is unreachable", f"{where}: {exc!r}")
-        else:
-            return exc
-        _logger.warning("%s (%s)", error.message, error.detail)
-        return error
-
-    async def _send(self, method: str, path: str, body: Any, stream: bool) -> httpx.Response:
-        """Send with bounded retries on connection failures and 429/5xx; map failures."""
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        idempotent = request.method in IDEMPOTENT
         attempt = 0
         while True:
             try:
-                request = self._client.build_request(method, path, json=body)
-                response = await self._client.send(request, stream=stream)
-            except httpx.HTTPError as exc:
-                if attempt >= self._max_retries or isinstance(exc, httpx.TimeoutException):
-                    raise self._error(exc, path) from exc
+                response = await self._inner.handle_async_request(request)
+            except _NOT_SENT:
+                if attempt >= self._max_retries:
+                    raise
+            except httpx2.TransportError:
+                if not idempotent or attempt >= self._max_retries:
+                    raise
             else:
-                if response.status_code < 400:
+                retry = idempotent and response.status_code in RETRY_STATUSES
+                if not retry or attempt >= self._max_retries:
                     return response
-                if stream:
-                    await response.aread()
-                    await response.aclose()
-                if response.status_code not in _RETRY_STATUSES or attempt >= self._max_retries:
-                    raise self._status_error(method, path, response)
+                await response.aclose()
             attempt += 1
-            await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
-
-    def _status_error(self, method: str, path: str, response: httpx.Response) -> BackendStatusError:
-        status = response.status_code
-        detail = f"HTTP {status} to {method} {self.base_url}{path}: {_detail(response)}"
-        _logger.warning("Llama Stack server error: %s", detail)
-        try:
-            retry_after: float | None = float(response.headers.get("retry-after", ""))
-        except ValueError:
-            retry_after = None
-        return BackendStatusError(backend_status_message(status), status, detail, retry_after)
-
-    async def get(self, path: str) -> Any:
-        return (await self._send("GET", path, None, stream=False)).json()
-
-    async def post(self, path: str, body: Any) -> Any:
-        response = await self._send("POST", path, body, stream=False)
-        return response.json() if response.content else None
-
-    async def delete(self, path: str) -> None:
-        await self._send("DELETE", path, None, stream=False)
-
-    async def probe(self, path: str) -> int:
-        """The status of ``GET path``, without retries: 0 when the server cannot be reached."""
-        try:
-            return (await self._client.get(path, timeout=min(self._timeout_s, 10.0))).status_code
-        except httpx.HTTPError:
-            return 0
-
-    async def stream(self, path: str, body: Any) -> AsyncIterator[dict[str, Any]]:
-        """POST and yield each SSE event's JSON payload as it arrives."""
-        response = await self._send("POST", path, body, stream=True)
-        try:
-            async for line in response.aiter_lines():
-                payload = parse_sse_data(line)
-                if payload is not None:
-                    yield payload
-        except httpx.HTTPError as exc:
-            raise self._error(exc, path) from exc
-        finally:
-            await response.aclose()
+            _logger.info("retrying %s %s (attempt %d)", request.method, request.url, attempt + 1)
+            await self._sleep(min(2.0, 0.25 * 2**attempt))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._inner.aclose()
+
+
+class ServerHTTP:
+    """JSON and SSE calls to one server; ``client`` is the shared ``openai`` client."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        timeout_s: float,
+        max_retries: int,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        inner = transport or httpx2.AsyncHTTPTransport(
+            limits=httpx2.Limits(max_connections=512, max_keepalive_connections=64)
+        )
+        self._http = httpx2.AsyncClient(
+            transport=RetryTransport(inner, max_retries),
+            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        )
+        self.client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=api_key or "none",
+            max_retries=0,  # the transport retries; the openai client would retry POSTs too
+            timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            http_client=self._http,
+        )
+        self.upstream = Upstream("the Llama Stack server", timeout_s)
+
+    def openai_client(self, prefix: str) -> openai.AsyncOpenAI:
+        """The shared client, rooted at ``prefix`` (``/v1`` or ``/v1/openai/v1``)."""
+        return self.client.with_options(base_url=self.base_url + prefix)
+
+    def mapped(self, exc: BaseException, upstream: Upstream | None = None) -> BaseException:
+        """The package error for a failed call, logged with its operator detail."""
+        error = classify(exc, upstream or self.upstream)
+        if isinstance(error, BackendError):
+            _logger.warning("%s (%s)", error.message, error.detail)
+        return error
+
+    async def _json(self, call: Awaitable[httpx2.Response]) -> Any:
+        try:
+            response = await call
+        except openai.APIError as exc:
+            raise self.mapped(exc) from exc
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BackendError("the Llama Stack server sent a malformed response", repr(exc)) from exc
+
+    async def get(self, path: str) -> Any:
+        return await self._json(self.client.get(path, cast_to=httpx2.Response))
+
+    async def post(self, path: str, body: Any) -> Any:
+        return await self._json(self.client.post(path, body=body, cast_to=httpx2.Response))
+
+    async def delete(self, path: str) -> None:
+        await self._json(self.client.delete(path, cast_to=httpx2.Response))
+
+    async def stream(self, path: str, body: Any) -> AsyncIterator[dict[str, Any]]:
+        """POST and yield each server-sent event's JSON payload as it arrives."""
+        try:
+            stream = await self.client.post(
+                path, body=body, cast_to=object, stream=True, stream_cls=openai.AsyncStream[object]
+            )
+            async with stream:
+                async for payload in stream:
+                    if not isinstance(payload, dict):
+                        raise BackendError("malformed event in the server's stream", repr(payload)[:200])
+                    yield payload
+        except openai.APIError as exc:
+            raise self.mapped(exc) from exc
+        except json.JSONDecodeError as exc:
+            raise BackendError("malformed event in the server's stream", str(exc)) from exc
+
+    async def probe(self, path: str) -> int:
+        """The status of ``GET path``: 0 when the server cannot be reached."""
+        try:
+            await self.client.get(path, cast_to=httpx2.Response)
+        except openai.APIStatusError as exc:
+            return exc.status_code
+        except openai.APIError:
+            return 0
+        return 200
+
+    async def aclose(self) -> None:
+        await self.client.close()

@@ -1,22 +1,19 @@
-"""What every Llama Stack mode shares: config, HTTP, client tools, conversations, tracing."""
+"""What every Llama Stack mode shares (config, HTTP, model, client tools), and the mode interface."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlflow.types.responses import ResponsesAgentRequest
 
+from agents import FunctionTool
 from agentship.events import AgentEvent
 from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
+from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.http import ServerHTTP
-from agentship.llama_stack.sessions import Conversation, ConversationCache
-from agentship.llama_stack.tools import ClientTool, run_tool
-from agentship.tracing import TOOL, StepSpans
-
-_logger = logging.getLogger(__name__)
+from agentship.openai_agents.tools import AgentRunContext
 
 
 @dataclass
@@ -25,17 +22,37 @@ class Runtime:
     env: LlamaStackEnv
     http: ServerHTTP
     model: str
-    tools: dict[str, ClientTool]
-    conversations: ConversationCache
+    tools: dict[str, FunctionTool]
+    server_version: str | None = None
 
     def sampling(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.sampling.model_dump().items() if v is not None}
 
-    async def run_client_tool(self, spans: StepSpans, call_id: str, name: str, arguments: str) -> str:
-        spans.start(f"tool:{call_id}", name, TOOL, {"arguments": arguments})
-        output = await run_tool(self.tools, name, arguments)
-        spans.end(f"tool:{call_id}", output, error=output if output.startswith("Error:") else None)
-        return output
+    def rounds_exceeded(self) -> str:
+        return f"the agent needed more than max_tool_rounds={self.config.max_tool_rounds} client-tool rounds"
+
+
+@dataclass
+class Turn:
+    """One request's view of its conversation.
+
+    ``before`` is what the conversation map held (None: a new conversation, or none at all);
+    the mode sets ``after`` once the turn has succeeded, and ``created`` as soon as it makes
+    server state (a session, a conversation) that must be released if the turn fails.
+    """
+
+    keep: bool  # the request has a conversation_id: keep state for its next turn
+    before: ConversationState | None = None
+    after: ConversationState | None = None
+    created: ConversationState | None = None
+
+
+def run_context(request: ResponsesAgentRequest) -> AgentRunContext:
+    return AgentRunContext(
+        custom_inputs=dict(request.custom_inputs or {}),
+        conversation_id=request.context.conversation_id if request.context else None,
+        user_id=request.context.user_id if request.context else None,
+    )
 
 
 class Mode(Protocol):
@@ -45,10 +62,10 @@ class Mode(Protocol):
 
     async def start(self) -> None: ...
 
-    def stream(
-        self, request: ResponsesAgentRequest, conversation: Conversation | None
-    ) -> AsyncIterator[AgentEvent]: ...
+    def stream(self, request: ResponsesAgentRequest, turn: Turn) -> AsyncIterator[AgentEvent]: ...
 
-    async def forget(self, conversation: Conversation) -> None: ...
+    async def release(self, state: ConversationState) -> None:
+        """Delete what ``state`` holds on the server (a dropped conversation's session)."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -1,101 +1,61 @@
-"""Client tools: Python functions the wrapper runs itself, described to the server by schema."""
+"""Client tools: functions (or ``agents.FunctionTool``s) the wrapper runs itself.
+
+They load through the one loader both backends share (:func:`agentship.openai_agents.tools.
+load_tool`). The Agents SDK runs them in the chat and responses modes; the Agents API mode runs
+them here, through the same ``FunctionTool.on_invoke_tool``, and describes them to the server.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from agents.function_schema import function_schema
+from agents.tool_context import ToolContext
 
-from agentship.errors import ConfigError
-from agentship.imports import import_object
-
-_logger = logging.getLogger(__name__)
+from agents import FunctionTool, RunContextWrapper
+from agentship.openai_agents.tools import AgentRunContext, load_tool
 
 
-@dataclass(frozen=True)
-class ClientTool:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    func: Callable[..., Any]
-
-    def function_tool(self) -> dict[str, Any]:
-        """As an OpenAI function tool (Responses API shape)."""
-        return {
-            "type": "function",
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters,
-        }
-
-    def chat_tool(self) -> dict[str, Any]:
-        """As a Chat Completions tool."""
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
-        }
-
-    def agents_tool_def(self) -> dict[str, Any]:
-        """As a Llama Stack Agents API ``ToolDef`` (a parameter list)."""
-        props: dict[str, Any] = self.parameters.get("properties", {})
-        required = set(self.parameters.get("required", []))
-        return {
-            "name": self.name,
-            "description": self.description,
-            "parameters": [
-                {
-                    "name": name,
-                    "parameter_type": str(spec.get("type", "string")),
-                    "description": str(spec.get("description", name)),
-                    "required": name in required,
-                }
-                for name, spec in props.items()
-            ],
-        }
-
-    async def run(self, arguments: str | dict[str, Any]) -> str:
-        """Run the function; any failure becomes an error text for the model, never a raise."""
-        try:
-            args = json.loads(arguments or "{}") if isinstance(arguments, str) else dict(arguments)
-            if not isinstance(args, dict):
-                raise TypeError("arguments must be a JSON object")
-            if inspect.iscoroutinefunction(self.func):
-                result = await self.func(**args)
-            else:
-                result = await asyncio.to_thread(self.func, **args)
-        except Exception as exc:  # noqa: BLE001 - reported to the model
-            _logger.info("client tool %s failed: %s", self.name, exc)
-            return f"Error: the tool {self.name} failed: {type(exc).__name__}: {exc}"
-        return result if isinstance(result, str) else json.dumps(result, default=str)
+def tool_error_text(ctx: RunContextWrapper[Any], error: Exception) -> str:
+    """What the model reads when a client tool raises (a result, never a failed request)."""
+    name = getattr(ctx, "tool_name", None) or "tool"
+    return f"Error: the tool {name} failed: {type(error).__name__}: {error}"
 
 
-def load_client_tools(references: list[str]) -> dict[str, ClientTool]:
-    tools: dict[str, ClientTool] = {}
-    for reference in references:
-        func = import_object(reference)
-        if not callable(func):
-            raise ConfigError(f"client tool {reference!r} is not a function")
-        try:
-            schema = function_schema(func)
-        except Exception as exc:
-            raise ConfigError(f"cannot describe client tool {reference!r}: {exc}") from exc
-        tools[schema.name] = ClientTool(
-            name=schema.name,
-            description=schema.description or schema.name,
-            parameters=schema.params_json_schema,
-            func=func,
-        )
-    return tools
+def load_client_tools(references: list[str]) -> dict[str, FunctionTool]:
+    tools = [load_tool(reference, on_error=tool_error_text) for reference in references]
+    return {tool.name: tool for tool in tools}
 
 
-async def run_tool(tools: dict[str, ClientTool], name: str, arguments: str | dict[str, Any]) -> str:
+def agents_tool_def(tool: FunctionTool, prefix: str) -> dict[str, Any]:
+    """As a Llama Stack Agents API tool: a JSON schema on 0.3 (``/v1alpha``), a parameter list on 0.2."""
+    schema = tool.params_json_schema
+    if prefix == "/v1alpha":
+        return {"name": tool.name, "description": tool.description, "input_schema": schema}
+    props: dict[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": [
+            {
+                "name": name,
+                "parameter_type": str(spec.get("type", "string")),
+                "description": str(spec.get("description", name)),
+                "required": name in required,
+            }
+            for name, spec in props.items()
+        ],
+    }
+
+
+async def run_tool(
+    tools: dict[str, FunctionTool], context: AgentRunContext, call_id: str, name: str, arguments: str
+) -> str:
+    """Run one client-tool call as the Agents SDK would; failures come back as error text."""
     tool = tools.get(name)
     if tool is None:
         return f"Error: there is no client tool named {name!r}"
-    return await tool.run(arguments)
+    ctx = ToolContext(context=context, tool_name=name, tool_call_id=call_id, tool_arguments=arguments)
+    result = await tool.on_invoke_tool(ctx, arguments or "{}")
+    return result if isinstance(result, str) else json.dumps(result, default=str)

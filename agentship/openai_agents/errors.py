@@ -1,48 +1,17 @@
-"""The OpenAI Agents SDK's and the openai client's failures as the package's errors.
+"""The OpenAI Agents SDK's failures as the package's errors.
 
-Messages are safe to show a client; the upstream's own words go in ``detail`` (logged where the
-error is mapped). A tripped guardrail is the client's own doing: a 400 naming the guardrail.
+Upstream failures (the openai client's) have one mapping for every backend,
+:func:`agentship.upstream.classify`; here it is joined by what only an agent run raises: a
+tripped guardrail, the client's own doing, is a 400 naming the guardrail.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from agents.exceptions import InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered
 
-import openai
-from agents.exceptions import (
-    AgentsException,
-    InputGuardrailTripwireTriggered,
-    MaxTurnsExceeded,
-    ModelBehaviorError,
-    OutputGuardrailTripwireTriggered,
-)
-
-from agentship.errors import (
-    AgentRunError,
-    BackendError,
-    BackendStatusError,
-    BackendTimeoutError,
-    BackendUnavailableError,
-    GuardrailTriggeredError,
-    backend_status_message,
-)
-
-
-def _retry_after(response: Any) -> float | None:
-    try:
-        return float(response.headers.get("retry-after", ""))
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    try:
-        body = exc.response.json()
-        detail = body.get("error", {}).get("message") if isinstance(body, dict) else None
-    except (ValueError, json.JSONDecodeError):
-        detail = None
-    return str(detail or exc.message)
+from agentship.errors import GuardrailTriggeredError
+from agentship.upstream import Upstream
+from agentship.upstream import classify as classify_upstream
 
 
 def _guardrail(
@@ -60,21 +29,7 @@ def classify(exc: BaseException, timeout_s: float, max_turns: int) -> BaseExcept
     """The package error for an exception out of a run (others are returned unchanged)."""
     if isinstance(exc, (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered)):
         return _guardrail(exc)
-    if isinstance(exc, openai.APITimeoutError):
-        return BackendTimeoutError(f"the model backend did not answer within {timeout_s:g}s", str(exc))
-    if isinstance(exc, openai.APIConnectionError):
-        return BackendUnavailableError("the model backend is unreachable", str(exc.__cause__ or exc))
-    if isinstance(exc, openai.APIStatusError):
-        return BackendStatusError(
-            backend_status_message(exc.status_code),
-            exc.status_code,
-            detail=f"HTTP {exc.status_code}: {_error_message(exc)}",
-            retry_after=_retry_after(exc.response),
-        )
-    if isinstance(exc, MaxTurnsExceeded):
-        return AgentRunError(f"the agent did not finish within max_turns={max_turns}")
-    if isinstance(exc, (ModelBehaviorError, ValueError, openai.APIError)):
-        return BackendError("the model backend sent a malformed response", str(exc))
-    if isinstance(exc, AgentsException):
-        return AgentRunError(f"the agent run failed: {exc}")
-    return exc
+    upstream = Upstream(
+        timeout_s=timeout_s, max_turns_message=f"the agent did not finish within max_turns={max_turns}"
+    )
+    return classify_upstream(exc, upstream)

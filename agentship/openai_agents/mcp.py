@@ -31,6 +31,8 @@ from agentship.openai_agents.config import McpServerConfig
 
 RpcError: type[Exception] = getattr(_mcp_errors, "MCPError", None) or _mcp_errors.McpError  # type: ignore[attr-defined]
 """The JSON-RPC error an MCP server answers with (``MCPError`` in mcp 2, ``McpError`` in mcp 1)."""
+_NO_ANSWER = frozenset({-32000, -32001})
+"""The codes the client raises itself when no answer came: connection closed, request timeout."""
 
 _logger = logging.getLogger(__name__)
 
@@ -156,7 +158,7 @@ class McpServers:
             _logger.warning(
                 "MCP server %r is unavailable, its tools are left out: %s", server.name, type(error).__name__
             )
-        self._monitor = asyncio.create_task(self._watch(), name="agentship-mcp-monitor")
+        self._monitor = asyncio.create_task(self._watch(), name="server-mcp-monitor")
 
     def health(self) -> dict[str, str]:
         active = {s.name for s in self._manager.active_servers}
@@ -176,8 +178,10 @@ class McpServers:
             return ConnectionError("not connected")
         try:
             await asyncio.wait_for(session.send_ping(), timeout=self.configs[server.name].timeout_s)
-        except RpcError:
-            return None  # it answered (some servers do not implement ping): it is alive
+        except RpcError as exc:
+            if getattr(exc, "code", None) in _NO_ANSWER:
+                return exc  # the connection is gone
+            return None  # it answered, if only with an error (some servers lack ping): it is alive
         except Exception as exc:  # noqa: BLE001 - no answer at all means the server is unhealthy
             return exc
         return None

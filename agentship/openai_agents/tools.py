@@ -1,5 +1,6 @@
-"""What the OpenAI Agents SDK agent is built from, besides its model: tools by import path, the
-endpoint's hosted tools, client tools declared per request, guardrails and the output type.
+"""What an agent is built from, besides its model: tools by import path (both backends load
+theirs here), the endpoint's hosted tools, client tools declared per request, guardrails, the
+output type, and the run context every tool can read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Literal
 import jsonschema
 from agents.agent_output import AgentOutputSchema, AgentOutputSchemaBase
 from agents.exceptions import ModelBehaviorError
+from agents.tool import ToolErrorFunction, default_tool_error_function
 from agents.tool_context import ToolContext
 
 from agents import (
@@ -47,12 +49,21 @@ class AgentRunContext:
     """The outputs a client sent for its own tools' calls, by call id (for a resumed run)."""
 
 
-def load_tool(reference: str) -> FunctionTool:
+def load_tool(reference: str, on_error: ToolErrorFunction | None = None) -> FunctionTool:
+    """The tool at ``module:name``: an ``agents.FunctionTool`` as it is, or a function wrapped.
+
+    Both backends load their tools here (the OpenAI agent's ``tools``, the Llama Stack agent's
+    ``client_tools``). ``on_error`` words a wrapped function's failure for the model (the SDK's
+    default otherwise); a ready-made ``FunctionTool`` keeps its own.
+    """
     obj = import_object(reference)
     if isinstance(obj, FunctionTool):
         return obj
     if callable(obj):
-        return function_tool(obj)
+        try:
+            return function_tool(obj, failure_error_function=on_error or default_tool_error_function)
+        except Exception as exc:
+            raise ConfigError(f"cannot describe tool {reference!r}: {exc}") from exc
     raise ConfigError(f"tool {reference!r} is neither a function nor an agents.FunctionTool")
 
 

@@ -108,7 +108,9 @@ def test_latency_and_recorded_requests(client: openai.OpenAI, scripted: ServerPr
     client.chat.completions.create(model="m", messages=[{"role": "user", "content": "slow [[latency=0.4]]"}])
     assert time.monotonic() - started >= 0.4
     recorded = httpx.get(scripted.url + "/scripted/requests").json()
-    assert recorded[-1]["messages"] == [{"role": "user", "text": "slow [[latency=0.4]]", "tool_name": None}]
+    assert recorded[-1]["messages"] == [
+        {"role": "user", "text": "slow [[latency=0.4]]", "tool_name": None, "images": 0}
+    ]
 
 
 def test_bad_json_is_a_400(scripted: ServerProcess) -> None:

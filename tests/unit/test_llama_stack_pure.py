@@ -1,23 +1,21 @@
-"""Pure parts of the Llama Stack backend: history handling, event translation, mode choice,
-the conversation cache, SSE parsing and config validation."""
+"""Pure parts of the Llama Stack backend: history handling, input conversion, event
+translation, mode choice, and config validation per mode."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentship.errors import BackendError, ConfigError
+from agentship.errors import ConfigError, InvalidRequestError
 from agentship.events import ItemDone, TextDelta
+from agentship.llama_stack.checks import check_settings
 from agentship.llama_stack.config import LlamaStackEnv, parse_config
 from agentship.llama_stack.convert import (
     AgentTurnTranslator,
-    ChatTranslator,
+    agent_content,
     agent_turn_messages,
-    chat_messages,
     split_new_messages,
 )
 from agentship.llama_stack.detect import Detected, choose
-from agentship.llama_stack.http import parse_sse_data
-from agentship.llama_stack.sessions import ConversationCache
 
 HISTORY = [
     {"role": "user", "content": "hi"},
@@ -36,7 +34,7 @@ def test_the_new_turn_is_the_trailing_user_messages() -> None:
 
 def test_earlier_history_travels_as_a_transcript_for_the_agents_api() -> None:
     earlier, new = split_new_messages(HISTORY)
-    messages = agent_turn_messages(earlier, new)
+    messages = agent_turn_messages(earlier, new, "be brief")
     assert messages[0]["role"] == "user"
     assert messages[0]["content"].splitlines() == [
         "Earlier in this conversation:",
@@ -46,13 +44,6 @@ def test_earlier_history_travels_as_a_transcript_for_the_agents_api() -> None:
         "tool result: sunny",
     ]
     assert messages[1] == {"role": "user", "content": "and tomorrow?"}
-
-
-def test_chat_messages_keep_tool_calls_and_results() -> None:
-    messages = chat_messages("be brief", HISTORY)
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "assistant", "tool", "user"]
-    assert messages[3]["tool_calls"][0]["function"]["name"] == "get_weather"
-    assert messages[4] == {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
 
 
 def _payload(kind: str, **fields: object) -> dict:
@@ -103,32 +94,6 @@ def test_agent_turn_events_become_responses_events() -> None:
     assert translator.feed(echo) == []
 
 
-def test_chat_chunks_accumulate_text_and_tool_calls() -> None:
-    translator = ChatTranslator("msg_x")
-    translator.feed({"choices": [{"delta": {"content": "Hi"}}]})
-    translator.feed(
-        {
-            "choices": [
-                {
-                    "delta": {
-                        "tool_calls": [
-                            {"index": 0, "id": "c1", "function": {"name": "add", "arguments": '{"a":'}}
-                        ]
-                    }
-                }
-            ]
-        }
-    )
-    translator.feed(
-        {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]}}]}
-    )
-    translator.feed({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
-    done, calls = translator.finish()
-    assert [e.item["type"] for e in done] == ["message", "function_call"]
-    assert calls == [{"id": "c1", "name": "add", "arguments": '{"a": 1}'}]
-    assert translator.usage == {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
-
-
 @pytest.mark.parametrize(
     ("routes", "forced", "expected"),
     [
@@ -156,27 +121,6 @@ def test_mode_choice(routes: set[str], forced: str, expected: Detected | None) -
     assert choose(routes, forced) == expected  # type: ignore[arg-type]
 
 
-def test_conversation_cache_is_lru_and_expires_idle_entries() -> None:
-    now = [0.0]
-    cache = ConversationCache(max_items=2, ttl_s=10, clock=lambda: now[0])
-    a, _ = cache.get_or_create("a")
-    cache.get_or_create("b")
-    assert cache.get_or_create("a")[0] is a  # reused, and now most recent
-    _, evicted = cache.get_or_create("c")
-    assert len(evicted) == 1 and len(cache) == 2  # "b" was least recently used
-    now[0] = 100.0
-    _, evicted = cache.get_or_create("d")
-    assert len(evicted) == 2 and len(cache) == 1  # "a" and "c" expired
-
-
-def test_sse_lines() -> None:
-    assert parse_sse_data('data: {"a": 1}') == {"a": 1}
-    assert parse_sse_data("data: [DONE]") is None
-    assert parse_sse_data(": keep-alive") is None
-    with pytest.raises(BackendError, match="malformed event"):
-        parse_sse_data("data: {broken")
-
-
 def test_env_is_required_and_checked() -> None:
     with pytest.raises(ConfigError, match="LLAMASTACK_BASE_URL is not set"):
         LlamaStackEnv.from_environ({})
@@ -195,3 +139,110 @@ def test_config_errors_name_the_field() -> None:
     assert parse_config(
         {"toolgroups": [{"name": "builtin::rag/knowledge_search", "args": {"vector_db_ids": ["vs_1"]}}]}
     ).vector_store_ids() == ["vs_1"]
+
+
+def test_a_trailing_tool_result_is_the_new_turn_and_is_not_lost() -> None:
+    items = [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "snowing"},
+    ]
+    earlier, new = split_new_messages(items)
+    assert earlier == items[:1] and new == items[1:]
+    messages = agent_turn_messages(earlier, new, "be brief")
+    assert messages[-1]["role"] == "user"
+    assert messages[-1]["content"].splitlines()[1:] == [
+        'assistant called get_weather({"city": "Oslo"})',
+        "tool result: snowing",
+    ]  # before the fix: {"role": "user", "content": ""}
+
+
+def test_system_messages_other_than_the_instructions_are_refused_by_name() -> None:
+    with pytest.raises(InvalidRequestError, match=r"input\[1\] is a 'developer' message"):
+        agent_turn_messages(
+            [{"role": "user", "content": "hi"}], [{"role": "developer", "content": "be a pirate"}], "be brief"
+        )
+    resent = agent_turn_messages(
+        [], [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}], "be brief"
+    )
+    assert resent == [{"role": "user", "content": "x"}]  # the agent's own instructions: not a user message
+
+
+def test_images_become_image_content_and_files_are_refused() -> None:
+    content = [
+        {"type": "input_text", "text": "what is it?"},
+        {"type": "input_image", "image_url": "data:image/png;base64,AAAA"},
+        {"type": "input_image", "image_url": "https://example.test/cat.png"},
+    ]
+    assert agent_content(content) == [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image", "image": {"data": "AAAA"}},
+        {"type": "image", "image": {"url": {"uri": "https://example.test/cat.png"}}},
+    ]
+    with pytest.raises(InvalidRequestError, match="'input_file'"):
+        agent_content([{"type": "input_file", "file_id": "file-1"}])
+    with pytest.raises(InvalidRequestError, match="file_id"):
+        agent_content([{"type": "input_image", "file_id": "file-1"}])
+
+
+def test_a_tripped_shield_becomes_a_refusal_item() -> None:
+    translator = AgentTurnTranslator(client_tools=set())
+    translator.feed(
+        _payload("step_start", step_type="shield_call", step_id="s1", metadata={"touchpoint": "user-input"})
+    )
+    translator.feed(
+        _payload(
+            "step_complete",
+            step_type="shield_call",
+            step_id="s1",
+            step_details={"violation": {"user_message": "No.", "metadata": {"violation_type": "S1"}}},
+        )
+    )
+    [done] = translator.feed(_payload("turn_complete", turn={"turn_id": "t1"}))
+    assert isinstance(done, ItemDone)
+    assert done.item["content"] == [{"type": "refusal", "refusal": "No."}]
+    assert translator.violation == {"stage": "input", "message": "No.", "metadata": {"violation_type": "S1"}}
+
+
+def _detected(kind: str, prefix: str = "/v1", version: str | None = "0.7.3") -> Detected:
+    return Detected(kind, prefix, version)  # type: ignore[arg-type]
+
+
+ENV = LlamaStackEnv(base_url="http://ls.test")
+
+
+@pytest.mark.parametrize(
+    ("config", "mode", "message"),
+    [
+        (
+            {"toolgroups": ["builtin::websearch"]},
+            _detected("responses"),
+            r"\['builtin::websearch'\].*mode responses",
+        ),
+        ({"toolgroups": ["builtin::rag"]}, _detected("chat_completions"), "mode chat_completions@/v1"),
+        ({"input_shields": ["g"]}, _detected("chat_completions"), "mode chat_completions"),
+        (
+            {"input_shields": ["g"], "output_shields": ["g"]},
+            _detected("responses", version="1.5.0"),
+            "OGX 1.5.0",
+        ),
+        ({"input_shields": ["g"]}, _detected("responses"), "give both the same shields"),
+    ],
+)
+def test_settings_a_mode_cannot_honour_fail_at_load_naming_it(
+    config: dict, mode: Detected, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_settings(parse_config(config), ENV, mode)
+
+
+def test_settings_every_mode_honours_pass() -> None:
+    config = parse_config({"toolgroups": ["builtin::rag/knowledge_search"], "max_infer_iters": 3})
+    check_settings(config, ENV, _detected("responses"))
+    check_settings(
+        parse_config({"toolgroups": ["builtin::websearch"], "input_shields": ["g"]}), ENV, _detected("agents")
+    )
+    with pytest.raises(ConfigError, match="LLAMASTACK_AGENT_ID is set"):
+        check_settings(
+            parse_config({}), LlamaStackEnv(base_url="http://x", agent_id="a1"), _detected("responses")
+        )

@@ -17,12 +17,17 @@ Requests can steer it as they would a real model: a forced ``tool_choice`` (a to
 (strings from the message's last capitalized word, numbers from its numbers); offered hosted
 tools run when the message asks for them ("search the web", "search the files", "run code").
 
+A Llama Guard prompt (a Llama Stack safety shield's check, "Task: Check if there is unsafe
+content ...") is answered ``safe``, or ``unsafe`` / ``S1`` when it carries the ``unsafe``
+directive (the guarded conversation quotes the user's message, directives and all).
+
 Directives in the latest user message, written ``[[key=value key2=value2]]``, change one
 request: ``ttft`` (seconds before the first token), ``latency`` (seconds spread over the
 chunks), ``chunks`` (how many pieces a text is streamed in), ``fail`` (an HTTP status to
 answer with, ``fail=503*2`` for the first two tries only), ``hang`` (seconds to stall after the
 first chunk), ``malformed`` (send a broken stream), ``reason`` (stream a reasoning summary before the
-answer), ``nousage`` (report no token usage, as llama.cpp's streams do).
+answer), ``nousage`` (report no token usage, as llama.cpp's streams do), ``unsafe`` (a safety
+shield's check of this message finds it unsafe).
 Directives are removed from the text the model echoes.
 """
 
@@ -52,6 +57,7 @@ class Behaviour:
     reason: bool = False
     nousage: bool = False
     badjson: bool = False
+    unsafe: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Message:
     role: Literal["system", "user", "assistant", "tool"]
     text: str = ""
     tool_name: str | None = None
+    images: int = 0  # image parts in the content
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def parse_directives(text: str, base: Behaviour) -> tuple[Behaviour, str]:
                 status, _, times = value.partition("*")
                 updates["fail"] = int(status)
                 updates["fail_times"] = int(times) if times else None
-            elif key in ("malformed", "reason", "nousage", "badjson"):
+            elif key in ("malformed", "reason", "nousage", "badjson", "unsafe"):
                 updates[key] = value.lower() not in ("0", "false", "no")
     clean = _DIRECTIVE_RE.sub("", text).strip()
     return replace(base, **updates), clean
@@ -107,6 +114,8 @@ def latest_user_text(messages: list[Message]) -> str:
             return message.text
     return ""
 
+
+GUARD_PROMPT = "Task: Check if there is unsafe content"
 
 _VERB_PREFIX = re.compile(r"^(get|fetch|lookup|search|find)_")
 
@@ -215,6 +224,8 @@ def decide(
     user_text = latest_user_text(messages)
     if behaviour.reason:
         reasoning = f"The user wrote {len(user_text.split())} words; deciding how to answer."
+    if user_text.startswith(GUARD_PROMPT):
+        return Reply(text="unsafe\nS1" if behaviour.unsafe else "safe")
     last = messages[-1] if messages else Message(role="user")
     if schema is not None and not behaviour.badjson and (last.role == "tool" or not forced):
         return Reply(text=json.dumps(fill_schema(schema, user_text)), reasoning=reasoning)

@@ -27,6 +27,13 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
+def _images(content: Any) -> int:
+    """How many image parts a message content has (the model records it, to prove they arrive)."""
+    if not isinstance(content, list):
+        return 0
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") in ("image_url", "input_image"))
+
+
 def _role(raw: Any) -> str:
     role = str(raw or "user")
     return "system" if role == "developer" else role
@@ -47,7 +54,8 @@ def parse_chat_request(body: dict[str, Any]) -> tuple[list[Message], list[ToolSp
             name = call_names.get(m.get("tool_call_id") or "") or m.get("name") or last_name
             messages.append(Message("tool", _content_text(m.get("content")), name))
         elif role in ("system", "user", "assistant"):
-            messages.append(Message(role, _content_text(m.get("content"))))  # type: ignore[arg-type]
+            content = m.get("content")
+            messages.append(Message(role, _content_text(content), images=_images(content)))  # type: ignore[arg-type]
     tools = [
         ToolSpec(t["function"]["name"], t["function"].get("parameters") or {})
         for t in body.get("tools") or []
@@ -68,7 +76,8 @@ def parse_responses_request(body: dict[str, Any]) -> tuple[list[Message], list[T
         if kind == "message":
             role = _role(item.get("role"))
             if role in ("system", "user", "assistant"):
-                messages.append(Message(role, _content_text(item.get("content"))))  # type: ignore[arg-type]
+                content = item.get("content")
+                messages.append(Message(role, _content_text(content), images=_images(content)))  # type: ignore[arg-type]
         elif kind == "function_call":
             call_names[item.get("call_id", "")] = item.get("name", "")
         elif kind == "function_call_output":
