@@ -33,7 +33,10 @@ def test_deployment_probes_resources_and_secrets() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     secret_env = [e for e in container["env"] if "valueFrom" in e]
-    assert [e["valueFrom"]["secretKeyRef"]["key"] for e in secret_env] == ["OPENAI_API_KEY", "AGENTSHIP_STATE_URL"]
+    assert [e["valueFrom"]["secretKeyRef"]["key"] for e in secret_env] == [
+        "OPENAI_API_KEY",
+        "AGENTSHIP_STATE_URL",
+    ]
     assert all("value" not in e for e in secret_env)
     assert container["args"][:3] == ["python", "-m", "serving"]
     # Drain: preStop first, then the server's graceful shutdown, all within the grace period.
