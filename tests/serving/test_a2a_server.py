@@ -31,9 +31,9 @@ pytestmark = pytest.mark.e2e
 PARIS = "The get_weather tool returned: The weather in Paris is 18°C and sunny."
 
 
-@pytest.fixture(scope="module")
-def a2a(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> ServerProcess:
-    return start_serving(scripted.url + "/v1", "--a2a", name="serving-a2a")
+@pytest.fixture
+def a2a(a2a_serving: ServerProcess) -> ServerProcess:
+    return a2a_serving
 
 
 def stats(scripted: ServerProcess) -> dict[str, int]:
