@@ -245,6 +245,7 @@ def _run_a2a(args: argparse.Namespace, logger: ExchangeLogger | None) -> int:
                 for kind, data in tool_activity(task):
                     print(_tool_line(kind, data))
                 print(task_answer(task))
+            print(f"context_id: {agent.context_id} (continue with --context-id)", file=sys.stderr)
         finally:
             agent.close()
     except (A2AError, RuntimeError, httpx.HTTPError) as exc:
