@@ -144,16 +144,22 @@ def test_cancel_task_cancels_the_backend_work(a2a: ServerProcess, scripted: Serv
     wait_until(lambda: stats(scripted)["streams_cancelled"] > before, "the backend stream was not cancelled")
 
 
+@pytest.mark.parametrize("method", ["SendStreamingMessage", "SendMessage"])
 def test_a_client_that_disconnects_cancels_the_backend_work(
-    a2a: ServerProcess, scripted: ServerProcess
+    a2a: ServerProcess, scripted: ServerProcess, method: str
 ) -> None:
     before = stats(scripted)["streams_cancelled"]
     message = MessageToDict(user_message("long [[ttft=0.1 latency=20 chunks=40]]"))
-    body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {"message": message}}
-    with httpx.stream("POST", f"{a2a.url}/", json=body, headers={"A2A-Version": "1.0"}, timeout=30) as reply:
-        for line in reply.iter_lines():
-            if '"artifactUpdate"' in line:
-                break  # the answer is streaming: hang up
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}}
+    headers = {"A2A-Version": "1.0"}
+    if method == "SendMessage":  # the answer takes 20 s: give up waiting after 2
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{a2a.url}/", json=body, headers=headers, timeout=httpx.Timeout(30, read=2))
+    else:
+        with httpx.stream("POST", f"{a2a.url}/", json=body, headers=headers, timeout=30) as reply:
+            for line in reply.iter_lines():
+                if '"artifactUpdate"' in line:
+                    break  # the answer is streaming: hang up
     wait_until(lambda: stats(scripted)["streams_cancelled"] > before, "the backend stream was not cancelled")
     task_id = message["messageId"]  # not the task id: find the task through ListTasks
     tasks = rpc(f"{a2a.url}/", "ListTasks", {})["result"]["tasks"]
