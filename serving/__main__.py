@@ -1,6 +1,7 @@
-"""``python -m serving -m MODEL_URI [-p PORT] [-h HOST] [-w WORKERS] [-t TIMEOUT]``: serve any
-logged or registered ResponsesAgent (``models:/NAME/VERSION``, ``models:/NAME@alias``,
-``runs:/…``, or a model directory). The flags are those of ``mlflow models serve``."""
+"""``python -m serving -m MODEL_URI [-p PORT] [-h HOST] [-w WORKERS] [-t TIMEOUT] [--a2a]``: serve
+any logged or registered ResponsesAgent (``models:/NAME/VERSION``, ``models:/NAME@alias``,
+``runs:/…``, or a model directory). The flags are those of ``mlflow models serve``; ``--a2a``
+serves it over the Agent2Agent protocol too."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         "--state-ttl", type=float, help="seconds stored state lives after its last use (default 30 days)"
     )
     parser.add_argument("--state-max-items", type=int, help="items kept per conversation (default 1000)")
+    parser.add_argument(
+        "--a2a",
+        action="store_true",
+        help="serve the agent over A2A too: the agent card at /.well-known/agent-card.json and "
+        "JSON-RPC (protocol 1.0 and 0.3) at / (needs pip install 'agentship[a2a]')",
+    )
+    parser.add_argument("--a2a-url", help="the URL A2A clients reach this server at, for the agent card")
     parser.add_argument("--log-level", default="warning")
     return parser
 
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         ("SERVING_REQUEST_TIMEOUT_S", args.timeout),
         ("SERVING_MAX_BODY_BYTES", args.max_body_bytes),
         ("SERVING_MODEL_NAME", args.model_name),
+        ("SERVING_A2A", "true" if args.a2a or args.a2a_url else None),
+        ("SERVING_A2A_URL", args.a2a_url),
         ("SERVING_DRAIN_TIMEOUT_S", drain),
         ("AGENTSHIP_STATE_URL", args.state_url),
         ("AGENTSHIP_STATE_TTL_S", args.state_ttl),

@@ -3,7 +3,8 @@
 Routes: ``POST /invocations`` (MLflow's request body; SSE when ``"stream": true``); the OpenAI
 Responses API under ``/responses`` and ``/v1/responses`` (create, and for stored responses get,
 delete, cancel, input items); ``GET /v1/models``, ``GET /health``, ``GET /ready``,
-``GET /version``. Anything else is answered in the OpenAI error shape.
+``GET /version``; with ``--a2a``, the A2A agent card and JSON-RPC endpoint (:mod:`serving._a2a`).
+Anything else is answered in the OpenAI error shape.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import agentship
-from agentship.errors import StateError
+from agentship.errors import ConfigError, StateError
 from agentship.state import StateSettings, StateStore
 from serving._background import BackgroundRuns
 from serving._errors import HttpError
@@ -104,6 +105,8 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
         finally:
             if purge is not None:
                 purge.cancel()
+            for close in state.on_close:
+                await close()
             if state.background is not None:
                 await state.background.close()
             if state.runner is not None:
@@ -167,6 +170,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
+def _a2a_routes(state: ServerState) -> list[Route]:
+    """The A2A card and JSON-RPC routes (``--a2a``; the optional ``a2a`` extra)."""
+    try:
+        from serving._a2a import a2a_routes
+    except ImportError as exc:
+        raise ConfigError("--a2a needs the A2A SDK: pip install 'agentship[a2a]'") from exc
+    a2a = a2a_routes(state)
+    state.on_close.append(a2a.aclose)
+    return a2a.routes
+
+
 def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> Starlette:
     """The app for one model; it loads the model at startup unless a ``runner`` is given."""
     state = ServerState(settings, runner)
@@ -185,6 +199,8 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
             Route(f"{prefix}/responses/{{response_id}}/cancel", stored.cancel, methods=["POST"]),
             Route(f"{prefix}/responses/{{response_id}}/input_items", stored.input_items, methods=["GET"]),
         ]
+    if settings.a2a:
+        routes += _a2a_routes(state)
     routes += [
         Route("/v1/models", info.models, methods=["GET"]),
         Route("/health", info.health, methods=["GET"]),

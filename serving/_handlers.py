@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,8 @@ class ServerState:
     admission: Admission = field(init=False)
     store: StateStore | None = None
     background: BackgroundRuns | None = None
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run at shutdown, before the model closes (the A2A request handler's drain, say)."""
 
     def __post_init__(self) -> None:
         self.admission = Admission(self.settings.max_concurrency, self.settings.retry_after_s)

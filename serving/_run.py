@@ -37,7 +37,9 @@ def _safe(action: Callable[[], Any]) -> None:
 
 
 @contextmanager
-def _request_span(request: ResponsesAgentRequest, response_id: str | None) -> Iterator[Any]:
+def _request_span(
+    request: ResponsesAgentRequest, response_id: str | None, tags: dict[str, str] | None = None
+) -> Iterator[Any]:
     """The request's AGENT span, or None when tracing is off or fails to start."""
     try:
         manager = mlflow.start_span(name="predict_stream", span_type=SpanType.AGENT)
@@ -50,6 +52,8 @@ def _request_span(request: ResponsesAgentRequest, response_id: str | None) -> It
     _safe(lambda: span.set_attribute(SpanAttributeKey.MESSAGE_FORMAT, "openai"))
     if response_id:
         _safe(lambda: mlflow.update_current_trace(client_request_id=response_id))
+    if tags:
+        _safe(lambda: mlflow.update_current_trace(tags=tags))
     try:
         yield span
     except BaseException as exc:
@@ -60,7 +64,9 @@ def _request_span(request: ResponsesAgentRequest, response_id: str | None) -> It
 
 
 class AgentRun:
-    """Runs ``request`` on ``runner`` under ``timeout_s``; :meth:`events` yields its events."""
+    """Runs ``request`` on ``runner`` under ``timeout_s``; :meth:`events` yields its events.
+
+    ``tags`` go on the request's trace (an A2A request's task and context ids, say)."""
 
     def __init__(
         self,
@@ -69,18 +75,20 @@ class AgentRun:
         timeout_s: float,
         response_id: str | None = None,
         queue_size: int = 64,
+        tags: dict[str, str] | None = None,
     ) -> None:
         self._runner = runner
         self._request = request
         self._timeout_s = timeout_s
         self._response_id = response_id
+        self._tags = tags
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(queue_size)
         self.trace_id: str | None = None
 
     async def _produce(self) -> None:
         seen: list[AgentEvent] = []
         try:
-            with _request_span(self._request, self._response_id) as span:
+            with _request_span(self._request, self._response_id, self._tags) as span:
                 if span is not None:
                     self.trace_id = getattr(span, "trace_id", None)
                 try:

@@ -44,9 +44,13 @@ class ModelRunner:
         self.streams = self.native or _streams(raw)
         self._threads = None if self.native else ThreadPoolExecutor(max_threads, thread_name_prefix="predict")
 
+    def model_config(self) -> dict[str, Any]:
+        """The model config recorded with the model (empty when it has none)."""
+        return dict(self.pyfunc.metadata.flavors.get("python_function", {}).get("config", {}) or {})
+
     def agent_summary(self) -> dict[str, Any]:
         """name, model and tools_count from the model config (for clients' exchange logs)."""
-        config = self.pyfunc.metadata.flavors.get("python_function", {}).get("config", {}) or {}
+        config = self.model_config()
         tools = sum(len(config.get(k, []) or []) for k in ("tools", "client_tools", "toolgroups"))
         return {
             "name": config.get("name", "unknown"),

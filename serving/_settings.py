@@ -7,6 +7,14 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
+def _parse(raw: str, kind: str) -> Any:
+    if kind in ("str", "str | None"):
+        return raw
+    if kind == "bool":
+        return raw.strip().lower() in ("1", "true", "yes")
+    return float(raw) if "float" in kind else int(raw)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     model_uri: str
@@ -24,6 +32,10 @@ class ServerSettings:
     """On SIGTERM, how long open streams may run to their end before they are cut."""
     model_name: str | None = None
     """Name reported as ``model`` in /responses answers (default: the model URI)."""
+    a2a: bool = False
+    """Serve the agent over A2A too (``/.well-known/agent-card.json`` and JSON-RPC at ``/``)."""
+    a2a_url: str | None = None
+    """The URL A2A clients reach the server at, for the agent card (default: the request's)."""
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:
@@ -31,11 +43,7 @@ class ServerSettings:
         for f in fields(cls):
             raw = os.environ.get(f"SERVING_{f.name.upper()}")
             if raw is not None:
-                values[f.name] = (
-                    raw
-                    if f.type in ("str", "str | None")
-                    else (float(raw) if "float" in str(f.type) else int(raw))
-                )
+                values[f.name] = _parse(raw, str(f.type))
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "model_uri" not in values:
             raise ValueError("no model: pass -m MODEL_URI or set SERVING_MODEL_URI")

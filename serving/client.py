@@ -1,10 +1,13 @@
-"""Clients for a served agent (HTTP) or a registered one (in process), as a CLI and a library.
+"""Clients for a served agent (HTTP), a registered one (in process) or any A2A agent, as a CLI
+and a library.
 
     python serving/client.py served http://127.0.0.1:8000 "What is the weather in Paris?" [--stream]
     python serving/client.py local models:/openai-agents-assistant/1 "What is the weather in Paris?"
+    python serving/client.py a2a http://127.0.0.1:8000 "What is the weather in Paris?" [--stream]
 
-``--conversation-id ID`` keeps a conversation; ``--log-to-mlflow [--experiment NAME]`` logs each
-exchange to MLflow in the background (see ``serving/_exchange_log.py``).
+``--conversation-id ID`` (``--context-id ID`` for A2A) keeps a conversation; ``--log-to-mlflow
+[--experiment NAME]`` logs each exchange to MLflow in the background (see
+``serving/_exchange_log.py``). ``A2AAgent`` (``serving/_a2a_client.py``) talks to A2A agents.
 """
 
 from __future__ import annotations
@@ -161,6 +164,15 @@ class LocalAgent(_Client):
         yield from self.model.predict_stream(body)
 
 
+def __getattr__(name: str) -> Any:
+    """``A2AAgent`` without importing the A2A SDK (an optional extra) until it is asked for."""
+    if name == "A2AAgent":
+        from serving._a2a_client import A2AAgent
+
+        return A2AAgent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _print_items(response: dict[str, Any], out: Callable[[str], None]) -> None:
     for item in response.get("output", []):
         if item.get("type") == "function_call":
@@ -169,29 +181,83 @@ def _print_items(response: dict[str, Any], out: Callable[[str], None]) -> None:
             out(f"[tool result] {item['output']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("where", choices=["served", "local"])
-    parser.add_argument("target", help="server URL (served) or model URI (local)")
-    parser.add_argument("question")
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--conversation-id")
-    parser.add_argument(
-        "--log-to-mlflow", action="store_true", help="log the exchange to MLflow in the background"
-    )
-    parser.add_argument("--experiment", default="agent-exchanges")
-    args = parser.parse_args(argv)
-    logger = ExchangeLogger(args.experiment) if args.log_to_mlflow else None
-    client: _Client = (
-        ServedAgent(args.target, args.conversation_id, logger)
-        if args.where == "served"
-        else LocalAgent(args.target, args.conversation_id, logger)
-    )
+def _tool_line(kind: str, data: Any) -> str:
+    """A2A tool activity (kagent's data parts) as the served client prints it."""
+    if kind == "function_call":
+        return f"[tool call] {data.get('name')}({json.dumps(data.get('args', {}), ensure_ascii=False)})"
+    response = data.get("response", {})
+    return f"[tool result] {response.get('result', response) if isinstance(response, dict) else response}"
+
+
+class _A2APrinter:
+    """Prints an A2A stream as it arrives: text chunks, and tool activity on lines of their own."""
+
+    def __init__(self) -> None:
+        self.streamed: set[str] = set()
+        self.current: str | None = None
+        self.mid_line = False
+
+    def _text(self, artifact_id: str, text: str) -> None:
+        if self.current not in (None, artifact_id) and self.mid_line:
+            print()
+        self.current = artifact_id
+        print(text, end="", flush=True)
+        self.mid_line = self.mid_line or bool(text)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        from serving._a2a_client import tool_activity
+
+        update = event.get("artifactUpdate")
+        if not update:
+            return
+        artifact = update.get("artifact", {})
+        artifact_id = str(artifact.get("artifactId", ""))
+        if tools := tool_activity({"artifacts": [artifact]}):
+            if self.mid_line:
+                print()
+            for kind, data in tools:
+                print(_tool_line(kind, data))
+            self.mid_line = False
+            return
+        text = "".join(str(p["text"]) for p in artifact.get("parts", []) if "text" in p)
+        if update.get("append") or not update.get("lastChunk"):
+            self.streamed.add(artifact_id)
+            self._text(artifact_id, text)
+        elif artifact_id not in self.streamed:
+            self._text(artifact_id, text)
+
+
+def _run_a2a(args: argparse.Namespace, logger: ExchangeLogger | None) -> int:
+    from a2a.utils.errors import A2AError
+
+    from serving._a2a_client import A2AAgent, task_answer, tool_activity
+
     try:
-        if args.stream:
-            for event in client.stream(args.question):
+        agent = A2AAgent(args.target, args.conversation_id, logger, user_id=args.user_id)
+        try:
+            if args.stream:
+                printer = _A2APrinter()
+                for event in agent.stream(args.question):
+                    printer(event)
+                print()
+            else:
+                task = agent.ask(args.question)
+                for kind, data in tool_activity(task):
+                    print(_tool_line(kind, data))
+                print(task_answer(task))
+            print(f"context_id: {agent.context_id} (continue with --context-id)", file=sys.stderr)
+        finally:
+            agent.close()
+    except (A2AError, RuntimeError, httpx.HTTPError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run(client: _Client, question: str, stream: bool) -> int:
+    try:
+        if stream:
+            for event in client.stream(question):
                 if event.get("type") == "response.output_text.delta":
                     print(event["delta"], end="", flush=True)
                 elif (
@@ -201,16 +267,49 @@ def main(argv: list[str] | None = None) -> int:
                     _print_items({"output": [event["item"]]}, print)
             print()
         else:
-            response = client.ask(args.question)
+            response = client.ask(question)
             _print_items(response, print)
             print(answer_text(response))
     except (RuntimeError, httpx.HTTPError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("where", choices=["served", "local", "a2a"])
+    parser.add_argument("target", help="server URL (served), model URI (local) or A2A agent URL (a2a)")
+    parser.add_argument("question")
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument(
+        "--conversation-id", "--context-id", help="the conversation to continue (the A2A contextId for a2a)"
+    )
+    parser.add_argument("--user-id", help="a2a: the user, sent as x-user-id and logged as the trace's user")
+    parser.add_argument(
+        "--log-to-mlflow", action="store_true", help="log the exchange to MLflow in the background"
+    )
+    parser.add_argument("--experiment", default="agent-exchanges")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logger = ExchangeLogger(args.experiment) if args.log_to_mlflow else None
+    try:
+        if args.where == "a2a":
+            return _run_a2a(args, logger)
+        client: _Client = (
+            ServedAgent(args.target, args.conversation_id, logger)
+            if args.where == "served"
+            else LocalAgent(args.target, args.conversation_id, logger)
+        )
+        return _run(client, args.question, args.stream)
     finally:
         if logger is not None:
             logger.close(timeout=10)
-    return 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ class LlamaStackConfig(BaseModel):
 
     agent_type: Literal["llama-stack"] = "llama-stack"
     name: str = Field("llama-stack-agent", min_length=1)
+    description: str | None = Field(None, description="What the agent does, for its A2A card.")
     instructions: str = "You are a helpful assistant."
     model: str | None = Field(None, description="Model id; LLAMASTACK_MODEL overrides it.")
     toolgroups: list[str | Toolgroup] = Field(default_factory=list)

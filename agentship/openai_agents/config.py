@@ -142,6 +142,7 @@ class OpenAIAgentsConfig(_AgentFields):
     """The whole model config of an OpenAI Agents SDK ResponsesAgent (the entry agent's fields too)."""
 
     agent_type: Literal["openai-agents"] = "openai-agents"
+    description: str | None = Field(None, description="What the agent does, for its A2A card.")
     model: str = Field("gpt-4.1-mini", description="Model name sent to the endpoint.")
     api: Literal["responses", "chat_completions"] = Field(
         "responses", description="Which OpenAI API the endpoint speaks."

@@ -63,6 +63,12 @@ def serving(start_serving: Callable[..., ServerProcess], scripted: ServerProcess
 
 
 @pytest.fixture(scope="session")
+def a2a_serving(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> ServerProcess:
+    """A server with its A2A routes on (``--a2a``), scripted backend."""
+    return start_serving(scripted.url + "/v1", "--a2a", name="serving-a2a")
+
+
+@pytest.fixture(scope="session")
 def reasoning_scripted(log_dir: Path) -> Iterator[ServerProcess]:
     """A scripted model that streams a reasoning summary before every answer."""
     server = start_scripted_llm(log_dir, "--reason")

@@ -1,0 +1,238 @@
+"""The A2A routes of ``python -m serving --a2a``, built from the ``a2a-sdk``'s own parts.
+
+* ``GET /.well-known/agent-card.json``: the agent card (:mod:`serving._a2a_card`);
+* ``POST /``: JSON-RPC, protocol 1.0 (``SendMessage``, ``SendStreamingMessage``, ``GetTask``,
+  ``CancelTask``, ``ListTasks``, ``SubscribeToTask``) and, on the same endpoint, 0.3
+  (``message/send``, ``message/stream``, ``tasks/get``, ``tasks/cancel``, …).
+
+The SDK's dispatcher and request handler speak the protocol and keep the tasks; the server
+adds what its other routes have: a slot under ``--max-concurrency`` (429 + ``Retry-After``),
+503 while the model loads, the body-size limit and nesting cap, a bad message refused before
+any task exists (JSON-RPC -32602, or -32005 for file parts), and the client's disconnect
+noticed (:class:`~serving._a2a_executor.Exchange`), which cancels the run it waits for.
+Tasks are kept in memory, per worker, the most recent :data:`MAX_TASKS` of them, and each is
+visible only to the ``x-user-id`` that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from a2a.server.agent_execution import RequestContext, SimpleRequestContextBuilder
+from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.server.routes import DefaultServerCallContextBuilder
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.types.a2a_pb2 import SendMessageRequest, Task
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from serving._a2a_card import AgentDescription, Skill, agent_card, describe
+from serving._a2a_events import message_text
+from serving._a2a_executor import EXCHANGE, Exchange, ServedAgentExecutor
+from serving._body import MAX_DEPTH, ClientGone, nesting_depth, read_body
+from serving._errors import HttpError
+from serving._stored import USER_HEADER
+
+if TYPE_CHECKING:
+    from serving._handlers import ServerState
+
+_logger = logging.getLogger("serving")
+
+RPC_PATH = "/"
+MAX_TASKS = 10_000
+"""Tasks kept per worker; the oldest are forgotten first."""
+
+
+def _owner(context: ServerCallContext) -> str:
+    """Whose task it is: the ``x-user-id`` header (the state store's user), else anonymous."""
+    return str((context.state.get("headers") or {}).get(USER_HEADER, ""))
+
+
+class RecentTasks(InMemoryTaskStore):
+    """The SDK's in-memory task store, bounded: beyond ``limit`` tasks the oldest goes."""
+
+    def __init__(self, limit: int = MAX_TASKS) -> None:
+        super().__init__(owner_resolver=_owner)
+        self._limit = limit
+        self._order: OrderedDict[str, ServerCallContext] = OrderedDict()
+
+    async def save(self, task: Task, context: ServerCallContext) -> None:
+        await super().save(task, context)
+        if task.id not in self._order:
+            self._order[task.id] = context
+            while len(self._order) > self._limit:
+                oldest, owner = self._order.popitem(last=False)
+                await super().delete(oldest, owner)
+
+
+class _CallContexts(DefaultServerCallContextBuilder):
+    """The SDK's call context, carrying the request's :class:`Exchange` to the executor."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        context.state[EXCHANGE] = request.scope.get(EXCHANGE)
+        return context
+
+
+class _CheckedRequests(SimpleRequestContextBuilder):
+    """Refuses a message the agent cannot read before the SDK creates a task for it."""
+
+    async def build(
+        self,
+        context: ServerCallContext,
+        params: SendMessageRequest | None = None,
+        task_id: str | None = None,
+        context_id: str | None = None,
+        task: Task | None = None,
+    ) -> RequestContext:
+        if params is not None:
+            message_text(params.message)  # raises the JSON-RPC error
+        return await super().build(context, params, task_id, context_id, task)
+
+
+def rpc_error(error: HttpError, rpc_code: int) -> JSONResponse:
+    """A refusal before the request was read: its HTTP status, and a JSON-RPC error body."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": rpc_code, "message": error.message, "data": {"code": error.code}},
+    }
+    return JSONResponse(body, status_code=error.status, headers=error.headers or None)
+
+
+def _admit(state: ServerState) -> Exchange:
+    if state.runner is None:
+        raise HttpError(
+            503, "server_error", "the model is still loading", "not_ready", headers={"Retry-After": "1"}
+        )
+    return Exchange(state.admission.admit())
+
+
+class _Endpoint:
+    """``POST /``: admit, read the body within limits, hand it to the SDK's dispatcher."""
+
+    def __init__(self, state: ServerState, dispatcher: JsonRpcDispatcher) -> None:
+        self.state = state
+        self.dispatcher = dispatcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            exchange = _admit(self.state)
+        except HttpError as error:
+            await rpc_error(error, -32000)(scope, receive, send)
+            return
+        try:
+            await self._serve({**scope, EXCHANGE: exchange}, receive, send, exchange)
+        finally:
+            exchange.release()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, exchange: Exchange) -> None:
+        try:
+            body = await read_body(Request(scope, receive), self.state.settings.max_body_bytes)
+        except ClientGone:
+            return
+        except HttpError as error:
+            await rpc_error(error, -32600)(scope, receive, send)
+            return
+        if (depth := nesting_depth(body)) > MAX_DEPTH:
+            message = (
+                f"the request body nests arrays or objects {depth} levels deep; the limit is {MAX_DEPTH}"
+            )
+            await rpc_error(HttpError(400, "invalid_request_error", message, "too_deep"), -32700)(
+                scope, receive, send
+            )
+            return
+        watcher = asyncio.create_task(_watch(receive, exchange.gone), name="agentship-a2a-watch")
+        replay = _replay(body, exchange.gone)
+        try:
+            response = await self.dispatcher.handle_requests(Request(scope, replay))
+            await response(scope, replay, send)
+        finally:
+            watcher.cancel()
+
+
+async def _watch(receive: Receive, gone: asyncio.Event) -> None:
+    """Read the connection after the body: a disconnect sets ``gone``."""
+    with suppress(asyncio.CancelledError):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+
+def _replay(body: bytes, gone: asyncio.Event) -> Callable[[], Awaitable[Message]]:
+    """A ``receive`` giving the body already read, then the disconnect when it happens."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class _Card:
+    """``GET /.well-known/agent-card.json``, for the URL the client reached (or ``--a2a-url``)."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self._agent: AgentDescription | None = None
+
+    async def serve(self, request: Request) -> Response:
+        runner = self.state.runner
+        if runner is None:
+            error = HttpError(503, "server_error", "the model is still loading", "not_ready")
+            return JSONResponse(error.body(), status_code=503, headers={"Retry-After": "1"})
+        if self._agent is None:
+            self._agent = await asyncio.to_thread(describe, runner.model_config(), runner.model_uri)
+        url = self.state.settings.a2a_url or str(request.base_url)
+        return JSONResponse(agent_card_to_dict(agent_card(self._agent, url)))
+
+
+@dataclass
+class A2ARoutes:
+    routes: list[Route]
+    aclose: Callable[[], Awaitable[None]]
+
+
+_CAPABILITIES = agent_card(AgentDescription("agent", "agent", [Skill("chat", "chat")]), RPC_PATH)
+"""What the request handler checks (streaming); clients get the model's card from :class:`_Card`."""
+
+
+def a2a_routes(state: ServerState) -> A2ARoutes:
+    """The A2A routes for the server's model, and what closes them at shutdown."""
+    handler = DefaultRequestHandler(
+        agent_executor=ServedAgentExecutor(state),
+        task_store=RecentTasks(),
+        agent_card=_CAPABILITIES,
+        request_context_builder=_CheckedRequests(),
+    )
+    dispatcher = JsonRpcDispatcher(
+        handler,
+        context_builder=_CallContexts(),
+        enable_v0_3_compat=True,
+        shutdown_grace_period=state.settings.drain_timeout_s,
+    )
+    routes = [
+        Route(AGENT_CARD_WELL_KNOWN_PATH, _Card(state).serve, methods=["GET"]),
+        Route(RPC_PATH, _Endpoint(state, dispatcher), methods=["POST"]),
+    ]
+    return A2ARoutes(routes, handler.aclose)
+
+
+__all__ = ["A2ARoutes", "a2a_routes"]
