@@ -81,7 +81,13 @@ def resolve_model_version(uri: str, client: MlflowClient | None = None) -> Model
             mv = client.get_model_version(match["name"], match["version"])
     except MlflowException as exc:
         raise ConfigError(f"no registered model version for {uri}: {exc.message}") from exc
-    return ModelVersionRef(mv.name, str(mv.version), getattr(mv, "model_id", None))
+    return ModelVersionRef(mv.name, str(mv.version), mv.model_id or _logged_model_id(mv.source))
+
+
+def _logged_model_id(source: str | None) -> str | None:
+    """The logged model a version was registered from (MLflow 3 sources are ``models:/m-…``)."""
+    match = re.match(r"^models:/(m-[0-9a-f]+)$", source or "")
+    return match.group(1) if match else None
 
 
 def check_options(options: EvaluationOptions, version: ModelVersionRef | None) -> None:

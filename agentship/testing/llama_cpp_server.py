@@ -9,8 +9,10 @@ Run it with the real-model venv's interpreter (``scripts/real_model_env.sh``), w
 llama-cpp-python constrains a response to a JSON schema with ``response_format: {"type":
 "json_object", "schema": …}``, but refuses OpenAI's own form, ``{"type": "json_schema",
 "json_schema": {"schema": …}}``, and with HTTP 500: clients that fall back to unstructured
-output on a 400 (MLflow's judges and conversation simulator do) cannot use it. This wraps its
-app in an ASGI middleware that rewrites the second form into the first. Nothing else changes.
+output on a 400 (MLflow's judges and conversation simulator do) cannot use it. It also refuses
+an assistant message whose ``content`` is null, which is how OpenAI's clients (the Agents SDK
+among them) send a turn that only called tools. This wraps its app in an ASGI middleware that
+rewrites both into what it accepts. Nothing else changes.
 
 It imports nothing from agentship: the real-model venv has only llama-cpp-python.
 """
@@ -28,21 +30,35 @@ type Send = Callable[[Message], Awaitable[None]]
 type ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def rewrite_response_format(body: dict[str, Any]) -> dict[str, Any]:
+def _response_format(wanted: Any) -> Any:
     """OpenAI's ``json_schema`` response format as llama-cpp-python's ``json_object`` + schema."""
-    wanted = body.get("response_format")
     if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
-        return body
+        return wanted
     spec = wanted.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, dict) else None
-    rewritten: dict[str, Any] = {"type": "json_object"}
-    if isinstance(schema, dict):
-        rewritten["schema"] = schema
-    return {**body, "response_format": rewritten}
+    return {"type": "json_object", "schema": schema} if isinstance(schema, dict) else {"type": "json_object"}
+
+
+def _message(message: Any) -> Any:
+    """An assistant message with tool calls and ``content: null`` (as OpenAI's clients send it)
+    with ``""`` instead: llama-cpp-python's request model wants a string."""
+    if isinstance(message, dict) and message.get("role") == "assistant" and message.get("content") is None:
+        return {**message, "content": ""}
+    return message
+
+
+def rewrite_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A chat-completion request in the forms llama-cpp-python accepts. Pure."""
+    out = dict(body)
+    if "response_format" in out:
+        out["response_format"] = _response_format(out["response_format"])
+    if isinstance(out.get("messages"), list):
+        out["messages"] = [_message(m) for m in out["messages"]]
+    return out
 
 
 class StructuredOutputs:
-    """ASGI middleware: rewrites chat-completion request bodies with :func:`rewrite_response_format`."""
+    """ASGI middleware: rewrites chat-completion request bodies with :func:`rewrite_request`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -65,7 +81,7 @@ class StructuredOutputs:
         try:
             body = json.loads(raw)
             if isinstance(body, dict):
-                raw = json.dumps(rewrite_response_format(body)).encode()
+                raw = json.dumps(rewrite_request(body)).encode()
         except ValueError:
             pass  # the app answers a malformed body itself
         sent = False
