@@ -189,19 +189,8 @@ def test_judges_apply_by_expectation_and_models_are_checked() -> None:
 
 
 def test_the_command_line_parses_into_options() -> None:
-    args = build_parser().parse_args(
-        [
-            "models:/a@b",
-            "--dataset",
-            "d.jsonl",
-            "--promote",
-            "prod",
-            "--min-score",
-            "x=1",
-            "--max-score",
-            "latency_ms/p90=9",
-        ]
-    )
+    argv = "models:/a@b --dataset d.jsonl --promote prod --min-score x=1 --max-score latency_ms/p90=9"
+    args = build_parser().parse_args(argv.split())
     options = options_from(args, {"AGENTSHIP_SIMULATOR_MODEL": "openai:/sim"})
     assert options.simulator_model == "openai:/sim" and options.judge_model is None
     assert [t.describe() for t in options.thresholds] == ["x/mean >= 1", "latency_ms/p90 <= 9"]
