@@ -12,7 +12,8 @@ llama-cpp-python constrains a response to a JSON schema with ``response_format: 
 output on a 400 (MLflow's judges and conversation simulator do) cannot use it. It also refuses
 an assistant message whose ``content`` is null, which is how OpenAI's clients (the Agents SDK
 among them) send a turn that only called tools. This wraps its app in an ASGI middleware that
-rewrites both into what it accepts. Nothing else changes.
+rewrites both into what it accepts, and bounds the strings of a requested schema
+(:data:`MAX_JSON_STRING`). Nothing else changes.
 
 It imports nothing from agentship: the real-model venv has only llama-cpp-python.
 """
@@ -30,13 +31,37 @@ type Send = Callable[[Message], Awaitable[None]]
 type ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+MAX_JSON_STRING = 600
+"""The longest string a JSON-constrained answer may hold unless its schema says otherwise. Under
+the grammar a small model can ramble inside a string until ``max_tokens`` and never close the
+JSON; bounded, it always answers with a whole object."""
+
+
+def _bounded(schema: Any) -> Any:
+    """``schema`` with a ``maxLength`` on each string that has none (nested properties too)."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    if out.get("type") == "string" and "maxLength" not in out and "enum" not in out:
+        out["maxLength"] = MAX_JSON_STRING
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _bounded(v) for k, v in out["properties"].items()}
+    if "items" in out:
+        out["items"] = _bounded(out["items"])
+    return out
+
+
 def _response_format(wanted: Any) -> Any:
     """OpenAI's ``json_schema`` response format as llama-cpp-python's ``json_object`` + schema."""
     if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
         return wanted
     spec = wanted.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, dict) else None
-    return {"type": "json_object", "schema": schema} if isinstance(schema, dict) else {"type": "json_object"}
+    return (
+        {"type": "json_object", "schema": _bounded(schema)}
+        if isinstance(schema, dict)
+        else {"type": "json_object"}
+    )
 
 
 def _message(message: Any) -> Any:

@@ -26,11 +26,15 @@ EXPERIMENT = "eval-tests"
 DATASET = REPO / "datasets" / "example_agent.jsonl"
 
 
+OFFLINE = {"MLFLOW_MODEL_CATALOG_URI": ""}
+"""MLflow's judges would fetch a model catalog from the internet; this machine has none."""
+
+
 def run_evaluate(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python logging_scripts/evaluate_agent.py ARGS`` in a fresh process."""
     return subprocess.run(
         [sys.executable, str(REPO / "logging_scripts" / "evaluate_agent.py"), *args],
-        env={**os.environ, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT, **(env or {})},
+        env={**os.environ, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT, **OFFLINE, **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
