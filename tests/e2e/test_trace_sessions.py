@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -65,14 +66,24 @@ def _by_session(experiment: str, session: str) -> list[Trace]:
     )
 
 
+def _eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Traces are exported asynchronously, in no set order: wait until ``condition`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the traces did not all arrive"
+        time.sleep(0.5)
+
+
 def _check_conversations(server: ServerProcess, experiment: str) -> None:
     _ask(server, "hello", conversation_id="conv-a", user_id="alice")
     _ask(server, "and again", conversation_id="conv-a", user_id="alice")
     _ask(server, "hi", conversation_id="conv-b", user_id="bob")
     _ask(server, "no context at all")
-    wait_for_traces(experiment, lambda _: len(_by_session(experiment, "conv-b")) == 1)
+    wait_for_traces(experiment, lambda _: True)
+    _eventually(
+        lambda: len(_by_session(experiment, "conv-a")) == 2 and len(_by_session(experiment, "conv-b")) == 1
+    )
     conv_a = _by_session(experiment, "conv-a")
-    assert len(conv_a) == 2
     assert {t.info.trace_metadata[TraceMetadataKey.TRACE_USER] for t in conv_a} == {"alice"}
     [conv_b] = _by_session(experiment, "conv-b")
     assert conv_b.info.trace_metadata[TraceMetadataKey.TRACE_USER] == "bob"
@@ -106,7 +117,7 @@ def test_python_m_serving_traces_carry_the_session_and_user(serving: ServerProce
 def test_the_responses_api_conversation_and_user_become_the_session(serving: ServerProcess) -> None:
     body = {"model": "agent", "input": "hi there", "conversation": {"id": "conv-r"}, "user": "rita"}
     assert httpx.post(f"{serving.url}/v1/responses", json=body, timeout=60).status_code == 200
-    wait_for_traces("sessions-serving", lambda _: len(_by_session("sessions-serving", "conv-r")) == 1)
+    _eventually(lambda: len(_by_session("sessions-serving", "conv-r")) == 1)
     [trace] = _by_session("sessions-serving", "conv-r")
     assert trace.info.trace_metadata[TraceMetadataKey.TRACE_USER] == "rita"
 
@@ -121,7 +132,7 @@ def test_any_responses_agent_served_by_python_m_serving_gets_its_session(
     server = _serving(info.model_uri, log_dir, _env(scripted, experiment))
     try:
         _ask(server, "echo me", conversation_id="conv-echo", user_id="erin")
-        wait_for_traces(experiment, lambda _: len(_by_session(experiment, "conv-echo")) == 1)
+        _eventually(lambda: len(_by_session(experiment, "conv-echo")) == 1)
     finally:
         server.stop()
     [trace] = _by_session(experiment, "conv-echo")
