@@ -33,8 +33,6 @@ from agentship.errors import ConfigError
 JUDGE_MODEL_ENV = "AGENTSHIP_JUDGE_MODEL"
 SIMULATOR_MODEL_ENV = "AGENTSHIP_SIMULATOR_MODEL"
 
-_DETERMINISTIC = {"temperature": 0.0}
-
 
 def model_from(explicit: str | None, environ: Mapping[str, str], variable: str) -> str | None:
     """The configured model URI (the flag wins over the environment); checked for its form."""
@@ -48,20 +46,17 @@ def model_from(explicit: str | None, environ: Mapping[str, str], variable: str) 
 
 def judge_scorers(model: str, expectation_keys: set[str]) -> list[Scorer]:
     """MLflow's built-in judges that apply to records with these expectation keys."""
-    scorers: list[Scorer] = [RelevanceToQuery(model=model, inference_params=_DETERMINISTIC)]
+    scorers: list[Scorer] = [RelevanceToQuery(model=model)]
     if expectation_keys & {"expected_facts", "expected_response"}:
-        scorers.append(Correctness(model=model, inference_params=_DETERMINISTIC))
+        scorers.append(Correctness(model=model))
     if "guidelines" in expectation_keys:
-        scorers.append(ExpectationsGuidelines(model=model, inference_params=_DETERMINISTIC))
+        scorers.append(ExpectationsGuidelines(model=model))
     return scorers
 
 
 def conversation_judges(model: str) -> list[Scorer]:
     """MLflow's session-level judges for simulated conversations."""
-    return [
-        ConversationCompleteness(model=model, inference_params=_DETERMINISTIC),
-        UserFrustration(model=model, inference_params=_DETERMINISTIC),
-    ]
+    return [ConversationCompleteness(model=model), UserFrustration(model=model)]
 
 
 def simulator(test_cases: Sequence[dict[str, Any]], model: str, max_turns: int) -> ConversationSimulator:
