@@ -28,6 +28,7 @@ from agentship.errors import AgentError
 from agentship.events import AgentEvent, Completed, ItemDone, reduce, to_mlflow
 from agentship.inputs import parse_request
 from agentship.log_time import in_offline_validation
+from agentship.tracing import tag_conversation
 
 _logger = logging.getLogger(__name__)
 
@@ -117,7 +118,10 @@ class AgentshipResponsesAgent(ResponsesAgent):
         """The run's :data:`~agentship.events.AgentEvent` stream for ``request``, as it happens."""
         if self._backend is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
-        async for event in self._backend.stream(parse_request(request)):
+        parsed = parse_request(request)
+        if parsed.context is not None:  # the trace's session and user (MLflow's session view)
+            tag_conversation(parsed.context.conversation_id, parsed.context.user_id)
+        async for event in self._backend.stream(parsed):
             yield event
 
     def aevents(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncGenerator[AgentEvent, None]:

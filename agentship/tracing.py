@@ -1,4 +1,5 @@
-"""Child spans for backend steps (model calls, tool calls) under the request's MLflow span.
+"""Child spans for backend steps (model calls, tool calls) under the request's MLflow span, and
+the request's conversation and user on its trace.
 
 Tracing is best effort: a failure here is logged at debug level and never fails a request.
 Spans are only opened when a request span is active, so nothing becomes a stray trace.
@@ -18,6 +19,22 @@ _logger = logging.getLogger(__name__)
 LLM = SpanType.LLM
 TOOL = SpanType.TOOL
 GUARDRAIL = SpanType.GUARDRAIL
+
+
+def tag_conversation(conversation_id: str | None, user_id: str | None) -> None:
+    """Record the request's ``conversation_id`` and ``user_id`` on the active trace.
+
+    They become the trace's ``mlflow.trace.session`` and ``mlflow.trace.user`` metadata, which
+    MLflow's UI groups traces by (its Sessions view). Without an active trace, nothing happens.
+    """
+    if not conversation_id and not user_id:
+        return
+    try:
+        if mlflow.get_current_active_span() is None:
+            return
+        mlflow.update_current_trace(session_id=conversation_id or None, user=user_id or None)
+    except Exception:
+        _logger.debug("could not record the conversation on the trace", exc_info=True)
 
 
 class StepSpans:

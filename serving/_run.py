@@ -21,6 +21,7 @@ from mlflow.tracing.constant import SpanAttributeKey
 from mlflow.types.responses import ResponsesAgentRequest
 
 from agentship.events import AgentEvent, reduce
+from agentship.tracing import tag_conversation
 from serving._runner import ModelRunner
 
 _logger = logging.getLogger("serving")
@@ -50,6 +51,8 @@ def _request_span(
         return
     _safe(lambda: span.set_inputs(request.model_dump(exclude_none=True)))
     _safe(lambda: span.set_attribute(SpanAttributeKey.MESSAGE_FORMAT, "openai"))
+    if request.context is not None:  # any ResponsesAgent's traces get their session and user
+        tag_conversation(request.context.conversation_id, request.context.user_id)
     if response_id:
         _safe(lambda: mlflow.update_current_trace(client_request_id=response_id))
     if tags:

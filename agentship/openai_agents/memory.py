@@ -32,6 +32,10 @@ def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
 class ConversationMemory:
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        # The SDK adds its SQLite "connect" listener to the engine when it first makes a session
+        # over it. Let it happen now, once: added while another connection is being opened (its
+        # listeners iterated across an await), it breaks that connection.
+        SQLAlchemySession("agentship-warmup", engine=store.engine, create_tables=False)
 
     @asynccontextmanager
     async def turn(self, user_id: str, conversation_id: str) -> AsyncIterator[SQLAlchemySession]:

@@ -37,7 +37,7 @@ def _usage(raw: Any) -> dict[str, int] | None:
         return None
     get = raw.get if isinstance(raw, dict) else (lambda k, d=None: getattr(raw, k, d))
     inputs, outputs = get("input_tokens"), get("output_tokens")
-    if inputs is None and outputs is None:
+    if not inputs and not outputs:  # unreported: the SDK records zeros (llama.cpp's streams)
         return None
     total = get("total_tokens") or (inputs or 0) + (outputs or 0)
     return {"input_tokens": int(inputs or 0), "output_tokens": int(outputs or 0), "total_tokens": int(total)}
