@@ -7,6 +7,8 @@ answered through turn resume.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -22,18 +24,22 @@ from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messag
 from agentship.llama_stack.runtime import Runtime, Turn, run_context
 from agentship.llama_stack.tools import agents_tool_def, run_tool
 from agentship.openai_agents.tools import AgentRunContext
+from agentship.state import StateStore
 from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 
 _logger = logging.getLogger(__name__)
 
 
 class AgentsApiMode:
-    def __init__(self, runtime: Runtime, prefix: str) -> None:
+    def __init__(self, runtime: Runtime, prefix: str, store: StateStore | None = None) -> None:
+        """With a ``store``, every replica shares one agent per config (its id is kept there), so
+        any of them continues any conversation's session; it is then left on the server at close."""
         self.rt = runtime
         self.prefix = prefix  # "/v1" or "/v1alpha"
         self.name = f"agents@{prefix}"
         self.agent_id: str | None = None
         self._created = False
+        self._store = store
 
     def agent_config(self) -> dict[str, Any]:
         config = self.rt.config
@@ -76,10 +82,33 @@ class AgentsApiMode:
             self.agent_id = agent_id
             _logger.info("using Llama Stack agent %s", agent_id)
             return
+        if self._store is not None:
+            self.agent_id = await self._shared_agent(self._store)
+            return
         created = await self.rt.http.post(f"{self.prefix}/agents", {"agent_config": self.agent_config()})
         self.agent_id = str(created["agent_id"])
         self._created = True
         _logger.info("created Llama Stack agent %s", self.agent_id)
+
+    async def _shared_agent(self, store: StateStore) -> str:
+        """The agent every replica of this config uses: found in the store, or created once."""
+        config = json.dumps(self.agent_config(), sort_keys=True, default=str)
+        digest = hashlib.sha256(f"{self.rt.http.base_url}{self.prefix}{config}".encode()).hexdigest()
+        key, agents = f"llama-stack-agent:{digest}", store.conversations("llama-stack-agent")
+        async with store.locks.hold(key):  # replicas that start together create one agent
+            known = await agents.get(key)
+            if known and known.get("server_id"):
+                try:
+                    await self.rt.http.get(f"{self.prefix}/agents/{known['server_id']}")
+                    _logger.info("using the shared Llama Stack agent %s", known["server_id"])
+                    return str(known["server_id"])
+                except BackendStatusError as exc:
+                    if exc.status not in (400, 404):
+                        raise  # else the server lost it: make another
+            created = await self.rt.http.post(f"{self.prefix}/agents", {"agent_config": self.agent_config()})
+            await agents.put(key, {"server_id": str(created["agent_id"])})
+            _logger.info("created the shared Llama Stack agent %s", created["agent_id"])
+            return str(created["agent_id"])
 
     async def _check_shields(self) -> None:
         config = self.rt.config

@@ -18,7 +18,9 @@ from agentship.llama_stack.detect import Detected, detect, resolve_model
 from agentship.llama_stack.http import ServerHTTP
 from agentship.llama_stack.runtime import Mode, Runtime, Turn
 from agentship.llama_stack.sdk_modes import OpenAIStyleMode
+from agentship.llama_stack.stored_conversations import StoredConversationMap
 from agentship.llama_stack.tools import load_client_tools
+from agentship.state import StateSettings, StateStore, conversation_key
 
 _logger = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class LlamaStackBackend:
         self.env = LlamaStackEnv.from_environ(environ)
         self.tools = load_client_tools(config.client_tools)
         self._conversations = conversations
+        self._state_settings = StateSettings.from_environ(environ)
         self._mode: Mode | None = None
         self._http: ServerHTTP | None = None
         self.server_version: str | None = None
@@ -56,8 +59,9 @@ class LlamaStackBackend:
             check_settings(self.config, self.env, detected)
             model = await resolve_model(http, self.env.model or self.config.model)
             await check_vector_stores(http, self.config, detected)
+            store = await self._open_store()
             mode = self._build(
-                Runtime(self.config, self.env, http, model, self.tools, detected.version), detected
+                Runtime(self.config, self.env, http, model, self.tools, detected.version), detected, store
             )
             await mode.start()
         except BackendError as exc:
@@ -69,7 +73,9 @@ class LlamaStackBackend:
             raise
         self.server_version = detected.version
         self._http, self._mode = http, mode
-        if self._conversations is None:
+        if self._conversations is None and store is not None:
+            self._conversations = StoredConversationMap(store)
+        elif self._conversations is None:  # no state store: this process keeps them
             session = self.config.session
             self._conversations = InMemoryConversationMap(session.max_sessions, session.ttl_s, mode.release)
         _logger.warning(
@@ -77,10 +83,16 @@ class LlamaStackBackend:
             mode.name, self.env.base_url, detected.version or "unknown", model,
         )  # fmt: skip
 
+    async def _open_store(self) -> StateStore | None:
+        """The state store, unless conversations are kept elsewhere (given, or in process)."""
+        if self._conversations is not None or self._state_settings is None:
+            return None
+        return await StateStore.open(self._state_settings)
+
     @staticmethod
-    def _build(runtime: Runtime, detected: Detected) -> Mode:
+    def _build(runtime: Runtime, detected: Detected, store: StateStore | None) -> Mode:
         if detected.kind == "agents":
-            return AgentsApiMode(runtime, detected.prefix)
+            return AgentsApiMode(runtime, detected.prefix, store)
         return OpenAIStyleMode(runtime, detected.kind, detected.prefix)
 
     async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
@@ -93,12 +105,14 @@ class LlamaStackBackend:
             async for event in mode.stream(request, Turn(keep=False)):
                 yield with_custom_outputs(event, extra)
             return
-        async with conversations.lock(conversation_id):  # one turn at a time per conversation
-            turn = Turn(keep=True, before=await conversations.get(conversation_id))
+        user_id = (request.context.user_id if request.context else None) or ""
+        key = conversation_key(user_id, conversation_id)  # one user never continues another's
+        async with conversations.lock(key):  # one turn at a time per conversation
+            turn = Turn(keep=True, before=await conversations.get(key))
             try:
                 async for event in mode.stream(request, turn):
                     if isinstance(event, Completed) and turn.after is not None:
-                        await conversations.set(conversation_id, turn.after)  # only once it succeeded
+                        await conversations.set(key, turn.after)  # only once it succeeded
                     server_id = (turn.after or turn.before or ConversationState()).server_id
                     if server_id:
                         extra["llama_stack_conversation"] = server_id

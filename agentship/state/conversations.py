@@ -1,10 +1,12 @@
-"""A backend's server-side handle for each conversation (a Llama Stack session or conversation),
-kept in the store so that any replica can continue any conversation."""
+"""A backend's state for each conversation (a Llama Stack session or server conversation id, or
+the history of a server that keeps none), kept in the store so that any replica can continue
+any conversation."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,21 +26,26 @@ class ConversationMap:
         self.ttl_s = ttl_s
         self.clock = clock
 
-    async def get(self, key: str) -> str | None:
-        query = select(conversations.c.server_id).where(
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """The conversation's state, unless it expired."""
+        query = select(conversations.c.server_id, conversations.c.state).where(
             conversations.c.key == key,
             conversations.c.backend == self.backend,
             conversations.c.expires_at > self.clock(),
         )
         async with transaction(self.engine) as conn:
-            return (await conn.execute(query)).scalar()
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return dict(row.state) if row.state is not None else {"server_id": row.server_id}
 
-    async def put(self, key: str, server_id: str) -> None:
+    async def put(self, key: str, state: dict[str, Any]) -> None:
         now = self.clock()
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         values = {
-            "server_id": server_id,
             "backend": self.backend,
+            "server_id": state.get("server_id"),
+            "state": state,
             "updated_at": now,
             "expires_at": now + self.ttl_s,
         }

@@ -250,7 +250,9 @@ class Agent(AgentshipResponsesAgent):
 
 
 @pytest.fixture
-def load() -> Iterator[Any]:
+def load(tmp_path: Path) -> Iterator[Any]:
+    """Load the Llama Stack agent in process. Conversations go to a state store of this test's
+    own (``environ={"AGENTSHIP_STATE_URL": "none"}`` keeps them in the process instead)."""
     loaded: list[Agent] = []
 
     def _load(target: Target, **config: Any) -> Agent:
@@ -258,6 +260,7 @@ def load() -> Iterator[Any]:
             "LLAMASTACK_BASE_URL": target.base_url,
             "LLAMASTACK_MODEL": target.model,
             "LLAMASTACK_API_KEY": SECRET,
+            "AGENTSHIP_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
         }
         environ.update(config.pop("environ", {}))
         agent = Agent(environ)

@@ -34,6 +34,9 @@ def agent_id_of(agent: Any) -> str:
     return str(agent._backend._mode.agent_id)
 
 
+IN_PROCESS = {"AGENTSHIP_STATE_URL": "none"}
+
+
 def test_one_agent_is_created_at_load_and_reused(agents_target: Target, load: Any) -> None:
     agent = load(agents_target)
     before = agents(agents_target, prefix_of(agent)) - {agent_id_of(agent)}
@@ -59,7 +62,8 @@ def test_one_session_per_conversation(agents_target: Target, load: Any) -> None:
 
 
 def test_the_session_cache_is_bounded(agents_target: Target, load: Any) -> None:
-    agent = load(agents_target, session={"max_sessions": 2, "ttl_s": 3600})
+    # Without a state store, the process keeps conversations in a bounded cache.
+    agent = load(agents_target, session={"max_sessions": 2, "ttl_s": 3600}, environ=IN_PROCESS)
     for name in ("a", "b", "c"):
         ask(agent, f"hi {name}", f"lru-{name}")
     # "lru-a" was evicted and its session deleted on the server.
@@ -81,11 +85,20 @@ def test_a_missing_agent_id_is_a_clear_error(agents_target: Target, load: Any) -
 
 
 def test_closing_the_model_deletes_the_agent_it_created(agents_target: Target, load: Any) -> None:
-    agent = load(agents_target)
+    agent = load(agents_target, environ=IN_PROCESS)  # no state store: the agent is this process's
     created = agent_id_of(agent)
     prefix = prefix_of(agent)
     agent.close()
     assert httpx.get(f"{agents_target.base_url}{prefix}/agents/{created}").status_code in (400, 404)
+
+
+def test_replicas_over_one_store_share_one_agent(agents_target: Target, load: Any) -> None:
+    first, second = load(agents_target), load(agents_target)
+    assert agent_id_of(first) == agent_id_of(second)
+    shared, prefix = agent_id_of(first), prefix_of(first)
+    first.close()  # a replica that stops leaves it to the others
+    assert httpx.get(f"{agents_target.base_url}{prefix}/agents/{shared}").status_code == 200
+    assert agent_id_of(load(agents_target)) == shared
 
 
 def test_a_stream_abandoned_midway_leaves_no_session(agents_target: Target, load: Any) -> None:
@@ -103,7 +116,7 @@ def test_a_stream_abandoned_midway_leaves_no_session(agents_target: Target, load
 
 
 def test_eviction_spares_a_conversation_whose_turn_is_running(agents_target: Target, load: Any) -> None:
-    agent = load(agents_target, session={"max_sessions": 1, "ttl_s": 3600})
+    agent = load(agents_target, session={"max_sessions": 1, "ttl_s": 3600}, environ=IN_PROCESS)
     stream = agent.predict_stream(
         {
             "input": [{"role": "user", "content": "a slow turn [[latency=3 chunks=10]]"}],
