@@ -111,6 +111,12 @@ def mlflow_items(item: OutputItem) -> list[OutputItem]:
     if item.get("type") in _MLFLOW_ITEM_TYPES:
         return [item]
     call_id = str(item.get("id") or item.get("type"))
+    if item.get("type") == "mcp_call":  # a server's MCP call: its tool, arguments and output
+        call: dict[str, Any] = {"type": "function_call", "id": call_id, "call_id": call_id}
+        call.update(name=str(item.get("name")), arguments=str(item.get("arguments") or "{}"))
+        call["server_label"] = item.get("server_label")
+        output = item.get("output") if item.get("output") is not None else f"error: {item.get('error')}"
+        return [call, {"type": "function_call_output", "call_id": call_id, "output": str(output)}]
     name = str(item.get("type")).removesuffix("_call")
     arguments = {k: v for k, v in item.items() if k not in ("type", "id", "status", "outputs")}
     outputs = item.get("outputs") or item.get("output") or ""

@@ -58,7 +58,10 @@ class AgentsApiMode:
             "model": self.rt.model,
             "instructions": config.instructions,
             "name": config.name,
-            "toolgroups": [g.name if not g.args else g.model_dump() for g in config.toolgroup_list()],
+            "toolgroups": [
+                *(g.name if not g.args else g.model_dump() for g in config.toolgroup_list()),
+                *(f"mcp::{s.name}" for s in config.mcp_servers),
+            ],
             "client_tools": [agents_tool_def(t, self.prefix) for t in self.rt.tools.values()],
             "max_infer_iters": config.max_infer_iters,
             "input_shields": config.input_shields,
@@ -69,6 +72,7 @@ class AgentsApiMode:
 
     async def start(self) -> None:
         await self._check_shields()
+        await self._register_mcp()
         agent_id = self.rt.env.agent_id
         if agent_id:
             try:
@@ -109,6 +113,16 @@ class AgentsApiMode:
             await agents.put(key, {"server_id": str(created["agent_id"])})
             _logger.info("created the shared Llama Stack agent %s", created["agent_id"])
             return str(created["agent_id"])
+
+    async def _register_mcp(self) -> None:
+        """Each MCP server as a tool group ``mcp::NAME`` on the server, which calls it itself."""
+        for server in self.rt.config.mcp_servers:
+            body = {
+                "toolgroup_id": f"mcp::{server.name}",
+                "provider_id": "model-context-protocol",
+                "mcp_endpoint": {"uri": self.rt.mcp_url(server)},
+            }
+            await self.rt.http.post("/v1/toolgroups", body)
 
     async def _check_shields(self) -> None:
         config = self.rt.config

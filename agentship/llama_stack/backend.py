@@ -42,6 +42,7 @@ class LlamaStackBackend:
         self.tools = load_client_tools(config.client_tools)
         self._conversations = conversations
         self._state_settings = StateSettings.from_environ(environ)
+        self._environ = dict(environ)
         self._mode: Mode | None = None
         self._http: ServerHTTP | None = None
         self.server_version: str | None = None
@@ -61,7 +62,9 @@ class LlamaStackBackend:
             await check_vector_stores(http, self.config, detected)
             store = await self._open_store()
             mode = self._build(
-                Runtime(self.config, self.env, http, model, self.tools, detected.version), detected, store
+                Runtime(self.config, self.env, http, model, self.tools, detected.version, self._environ),
+                detected,
+                store,
             )
             await mode.start()
         except BackendError as exc:
@@ -120,6 +123,11 @@ class LlamaStackBackend:
             finally:
                 if turn.created is not None and turn.after is None:
                     await mode.release(turn.created)  # a failed first turn leaves nothing behind
+
+    def health(self) -> dict[str, Any]:
+        """The readiness detail: the MCP servers the wrapper calls itself (chat-completions mode)."""
+        health = getattr(self._mode, "health", None)
+        return dict(health()) if callable(health) else {}
 
     async def aclose(self) -> None:
         if self._mode is None or self._http is None:

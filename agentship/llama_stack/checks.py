@@ -38,6 +38,28 @@ def check_settings(config: LlamaStackConfig, env: LlamaStackEnv, mode: Detected)
                 "(builtin::rag, as file_search) are supported"
             )
     _check_shields(config, mode, where)
+    _check_mcp(config, mode, where)
+
+
+def _check_mcp(config: LlamaStackConfig, mode: Detected, where: str) -> None:
+    """The server runs MCP tools itself on the Agents API and Responses; the wrapper in chat mode."""
+    if mode.kind == "chat_completions":
+        return
+    for server in config.mcp_servers:
+        name = f"MCP server {server.name!r}"
+        if server.transport == "stdio":
+            raise ConfigError(
+                f"{name} cannot run: {where}, whose server calls MCP servers itself: give a URL it reaches"
+            )
+        if server.require_approval != "never":
+            raise ConfigError(f"{name}: require_approval is not supported: {where}")
+        if mode.kind == "agents" and (
+            server.headers_from_env or server.allowed_tools or server.blocked_tools
+        ):
+            raise ConfigError(
+                f"{name}: headers and tool filters are not supported: {where}, which registers an MCP "
+                "endpoint URL as a tool group"
+            )
 
 
 def _check_shields(config: LlamaStackConfig, mode: Detected, where: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentship.errors import ConfigError, invalid_config
+from agentship.openai_agents.config import McpServerConfig
 
 ApiMode = Literal["auto", "agents", "responses", "chat_completions"]
 
@@ -52,6 +53,11 @@ class LlamaStackConfig(BaseModel):
         10, ge=1, le=100, description="Inference steps per turn (the server's bound; chat mode: model calls)."
     )
     max_tool_rounds: int = Field(8, ge=1, le=100, description="Client-tool rounds per request.")
+    mcp_servers: list[McpServerConfig] = Field(
+        default_factory=list,
+        description="MCP servers: a tool group on the Agents API, mcp tools on Responses, called by "
+        "the wrapper itself in chat-completions mode.",
+    )
     input_shields: list[str] = Field(
         default_factory=list,
         description="Safety shields run on the input (Agents API; Responses: guardrails).",

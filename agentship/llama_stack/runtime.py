@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlflow.types.responses import ResponsesAgentRequest
 
 from agents import FunctionTool
+from agentship.errors import ConfigError
 from agentship.events import AgentEvent
 from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
 from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.http import ServerHTTP
+from agentship.openai_agents.config import McpServerConfig
 from agentship.openai_agents.tools import AgentRunContext
 
 
@@ -24,6 +26,24 @@ class Runtime:
     model: str
     tools: dict[str, FunctionTool]
     server_version: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """The serving environment (MCP servers' secrets are read from it)."""
+
+    def mcp_url(self, server: McpServerConfig) -> str:
+        """An MCP server's URL, from the config or the serve-time variable it names."""
+        if server.url_from_env:
+            if server.url_from_env not in self.environ:
+                raise ConfigError(
+                    f"MCP server {server.name!r}: its URL reads ${server.url_from_env}, which is not set"
+                )
+            return self.environ[server.url_from_env]
+        return str(server.url)
+
+    def mcp_headers(self, server: McpServerConfig) -> dict[str, str]:
+        missing = [v for v in server.headers_from_env.values() if v not in self.environ]
+        if missing:
+            raise ConfigError(f"MCP server {server.name!r}: its headers read ${missing[0]}, which is not set")
+        return {header: self.environ[variable] for header, variable in server.headers_from_env.items()}
 
     def sampling(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.sampling.model_dump().items() if v is not None}

@@ -28,6 +28,7 @@ from openai.types.responses import ResponseOutputRefusal
 from agents import (
     Agent,
     FileSearchTool,
+    HostedMCPTool,
     Model,
     ModelResponse,
     ModelSettings,
@@ -45,12 +46,29 @@ from agentship.inputs import input_dicts, new_item_id
 from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.convert import refusal_item, split_new_messages
 from agentship.llama_stack.runtime import Runtime, Turn, run_context
+from agentship.openai_agents.config import McpServerConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
+from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.tools import AgentRunContext
 from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 from agentship.upstream import Upstream
 
 Kind = Literal["responses", "chat_completions"]
+
+
+def _hosted_mcp(runtime: Runtime, server: McpServerConfig) -> HostedMCPTool:
+    """An MCP server the Responses server calls itself (its ``mcp`` tool), secrets from the env."""
+    config: dict[str, Any] = {
+        "type": "mcp",
+        "server_label": server.name,
+        "server_url": runtime.mcp_url(server),
+        "require_approval": "never",
+    }
+    if server.headers_from_env:
+        config["headers"] = runtime.mcp_headers(server)
+    if server.allowed_tools is not None:
+        config["allowed_tools"] = [t for t in server.allowed_tools if t not in server.blocked_tools]
+    return HostedMCPTool(tool_config=config)  # type: ignore[arg-type]
 
 
 class _StepSpanHooks(RunHooks[AgentRunContext]):
@@ -124,9 +142,16 @@ class OpenAIStyleMode:
         tools: list[Tool] = list(runtime.tools.values())
         if kind == "responses" and (stores := config.vector_store_ids()):
             tools.append(FileSearchTool(vector_store_ids=stores))
+        self._mcp: McpServers | None = None
+        mcp_servers: list[Any] = []
+        if kind == "responses":  # the server calls them itself
+            tools += [_hosted_mcp(runtime, s) for s in config.mcp_servers]
+        elif config.mcp_servers:  # the wrapper calls them: connected at start, shared by requests
+            self._mcp = McpServers(config.mcp_servers, runtime.environ)
+            mcp_servers = self._mcp.for_agent(None)
         self.agent = Agent[AgentRunContext](
             name=config.name, instructions=config.instructions or None, model=model,
-            model_settings=self._settings(), tools=tools,
+            model_settings=self._settings(), tools=tools, mcp_servers=mcp_servers,
         )  # fmt: skip
         # Model calls per request: one per client-tool round and the answer; in chat mode each
         # is also one inference iteration (in responses mode the server bounds its own).
@@ -151,7 +176,11 @@ class OpenAIStyleMode:
         )
 
     async def start(self) -> None:
-        return None
+        if self._mcp is not None:
+            await self._mcp.start()
+
+    def health(self) -> dict[str, Any]:
+        return {"mcp_servers": self._mcp.health()} if self._mcp is not None else {}
 
     async def release(self, state: ConversationState) -> None:
         if self.kind == "responses" and state.server_id:
@@ -243,4 +272,5 @@ class OpenAIStyleMode:
         return ItemDone(item)
 
     async def aclose(self) -> None:
-        return None
+        if self._mcp is not None:
+            await self._mcp.aclose()

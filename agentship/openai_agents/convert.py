@@ -37,7 +37,13 @@ from mlflow.types.responses import (
 from agentship.events import AgentEvent, ItemAdded, ItemDone, ReasoningDelta, TextDelta
 from agentship.inputs import content_text, new_item_id
 
-_HOSTED_CALL_TYPES = {"file_search_call", "web_search_call", "computer_call", "code_interpreter_call"}
+_HOSTED_CALL_TYPES = {
+    "file_search_call",
+    "web_search_call",
+    "computer_call",
+    "code_interpreter_call",
+    "mcp_call",
+}
 
 
 def _get(raw: Any, name: str, default: Any = None) -> Any:
