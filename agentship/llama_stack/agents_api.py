@@ -16,14 +16,14 @@ from typing import Any
 
 from mlflow.types.responses import ResponsesAgentRequest
 
-from agentship.errors import AgentRunError, BackendStatusError, ConfigError
+from agentship.errors import AgentRunError, BackendStatusError, ConfigError, InvalidRequestError
 from agentship.events import AgentEvent, Completed
 from agentship.inputs import input_dicts
 from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.convert import AgentTurnTranslator, agent_turn_messages, split_new_messages
-from agentship.llama_stack.runtime import Runtime, Turn, run_context
+from agentship.llama_stack.runtime import Runtime, Turn, refuse_unsupported, run_context
 from agentship.llama_stack.tools import agents_tool_def, run_tool
-from agentship.openai_agents.tools import AgentRunContext
+from agentship.openai_agents.tools import AgentRunContext, request_output_type
 from agentship.state import StateStore
 from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 
@@ -151,6 +151,9 @@ class AgentsApiMode:
             _logger.debug("could not delete session %s", session_id, exc_info=True)
 
     async def stream(self, request: ResponsesAgentRequest, turn: Turn) -> AsyncIterator[AgentEvent]:
+        refuse_unsupported(request, self.name, settings=False)
+        if request_output_type(request.text) is not None:
+            raise InvalidRequestError(f"'text.format' is not supported on the Agents API (mode {self.name})")
         earlier, new = split_new_messages(input_dicts(request))
         instructions = self.rt.config.instructions
         if turn.before is not None and turn.before.server_id:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from mlflow.types.responses import ResponsesAgentRequest
 
 from agents import FunctionTool
-from agentship.errors import ConfigError
+from agentship.errors import ConfigError, InvalidRequestError
 from agentship.events import AgentEvent
 from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
 from agentship.llama_stack.conversations import ConversationState
@@ -89,3 +89,27 @@ class Mode(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def requested_settings(request: ResponsesAgentRequest) -> list[str]:
+    """The per-request settings a request sets (its own fields, or ``custom_inputs``)."""
+    from agentship.openai_agents.plan import SETTINGS
+
+    custom = request.custom_inputs or {}
+    return [
+        name for name in SETTINGS if getattr(request, name, None) is not None or custom.get(name) is not None
+    ]
+
+
+def refuse_unsupported(request: ResponsesAgentRequest, mode: str, settings: bool) -> None:
+    """A 400 naming what this mode cannot honour for one request, never silent loss."""
+    where = f"a Llama Stack agent (mode {mode})"
+    if request.tools:
+        raise InvalidRequestError(
+            f"'tools' cannot be declared per request to {where}: configure client_tools"
+        )
+    if not settings and (names := requested_settings(request)):
+        raise InvalidRequestError(
+            f"'{names[0]}' cannot be set per request on {where}, whose agent fixes its sampling at "
+            "creation: set it in the model config"
+        )

@@ -45,11 +45,12 @@ from agentship.events import AgentEvent, Completed, ItemDone
 from agentship.inputs import input_dicts, new_item_id
 from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.convert import refusal_item, split_new_messages
-from agentship.llama_stack.runtime import Runtime, Turn, run_context
+from agentship.llama_stack.runtime import Runtime, Turn, refuse_unsupported, run_context
 from agentship.openai_agents.config import McpServerConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.mcp import McpServers
-from agentship.openai_agents.tools import AgentRunContext
+from agentship.openai_agents.plan import model_settings
+from agentship.openai_agents.tools import AgentRunContext, request_output_type
 from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
 from agentship.upstream import Upstream
 
@@ -206,14 +207,19 @@ class OpenAIStyleMode:
         return to_run_input(items), turn.created.server_id
 
     async def stream(self, request: ResponsesAgentRequest, turn: Turn) -> AsyncIterator[AgentEvent]:
+        refuse_unsupported(request, self.name, settings=True)
+        agent = self.agent
+        if (output_type := request_output_type(request.text)) is not None:
+            agent = agent.clone(output_type=output_type)
         run_input, conversation_id = await self._run_input(request, turn)
         context = run_context(request)
         hooks = _StepSpanHooks(
             StepSpans(), "responses.create" if self.kind == "responses" else "chat.completions"
         )
+        config = RunConfig(tracing_disabled=True, model_settings=model_settings(request))
         result = Runner.run_streamed(
-            self.agent, run_input, context=context, max_turns=self.max_turns, hooks=hooks,
-            conversation_id=conversation_id, run_config=RunConfig(tracing_disabled=True),
+            agent, run_input, context=context, max_turns=self.max_turns, hooks=hooks,
+            conversation_id=conversation_id, run_config=config,
         )  # fmt: skip
         translator = StreamTranslator()
         refusals: list[str] = []
