@@ -46,7 +46,7 @@ def test_structured_output_per_request(target: Target, load: Any) -> None:
         }
     }
     if target.name.startswith("agents"):
-        with pytest.raises(InvalidRequestError, match="'text.format' is not supported"):
+        with pytest.raises(InvalidRequestError, match=r"'text\.format' is not supported"):
             agent.predict({"input": "Where is Lima?", "text": fmt})
         return
     assert json.loads(last_text(agent.predict({"input": "Where is Lima?", "text": fmt}))) == {"city": "Lima"}

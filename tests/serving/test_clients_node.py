@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from agentship.testing.processes import ServerProcess
 from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, Target, assert_history_reached_the_model, marker
 
 pytestmark = pytest.mark.e2e
@@ -100,3 +101,16 @@ def test_vercel_ai_sdk(target: Target, node_clients: Path, mode: str) -> None:
     assert seen["stored"] == {"ok": True, "text": f"You said: Again {mark}-stored"}, seen["stored"]
     seen_stored = target.model_saw(f"{mark}-stored")
     assert any(m["role"] == "tool" and m["text"] == PARIS for m in seen_stored), seen_stored
+
+
+@pytest.mark.parametrize("mode", ["generate", "stream"])
+def test_vercel_ai_sdk_runs_its_own_tool_and_the_agent_resumes(
+    serving: ServerProcess, node_clients: Path, mode: str
+) -> None:
+    seen = run_node(node_clients, "ai_sdk_tools.mjs", serving.url, mode)
+    assert seen["ran"] == ["NODE"]  # the client ran its tool once
+    assert (
+        seen["text"] == '"NODE is at 12.34"'
+        or seen["text"] == "The get_stock_price tool returned: NODE is at 12.34"
+    )
+    assert seen["steps"] == 2
