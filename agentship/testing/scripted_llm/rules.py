@@ -27,7 +27,8 @@ chunks), ``chunks`` (how many pieces a text is streamed in), ``fail`` (an HTTP s
 answer with, ``fail=503*2`` for the first two tries only), ``hang`` (seconds to stall after the
 first chunk), ``malformed`` (send a broken stream), ``reason`` (stream a reasoning summary before the
 answer), ``nousage`` (report no token usage, as llama.cpp's streams do), ``unsafe`` (a safety
-shield's check of this message finds it unsafe).
+shield's check of this message finds it unsafe), ``words`` (pad a text answer with that many
+words: a long answer).
 Directives are removed from the text the model echoes.
 """
 
@@ -58,6 +59,8 @@ class Behaviour:
     nousage: bool = False
     badjson: bool = False
     unsafe: bool = False
+    words: int = 0
+    """Pad a text answer with this many words (a long answer, for benchmarks)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ def parse_directives(text: str, base: Behaviour) -> tuple[Behaviour, str]:
                 updates[key] = float(value)
             elif key == "chunks":
                 updates[key] = max(1, int(value))
+            elif key == "words":
+                updates[key] = max(0, int(value))
             elif key == "fail":
                 status, _, times = value.partition("*")
                 updates["fail"] = int(status)
@@ -211,6 +216,12 @@ def _hosted_call(kind: str, text: str) -> Reply:
     return Reply(text="The code printed 42.", hosted_call=ran)
 
 
+def _padded(reply: Reply, words: int) -> Reply:
+    if not words or reply.text is None:
+        return reply
+    return replace(reply, text=reply.text + "".join(f" word{i}" for i in range(words)))
+
+
 def decide(
     messages: list[Message],
     tools: list[ToolSpec],
@@ -220,6 +231,17 @@ def decide(
     hosted: frozenset[str] = frozenset(),
 ) -> Reply:
     """The scripted model's choice for a request. Pure and deterministic."""
+    return _padded(_decide(messages, tools, behaviour, forced, schema, hosted), behaviour.words)
+
+
+def _decide(
+    messages: list[Message],
+    tools: list[ToolSpec],
+    behaviour: Behaviour,
+    forced: str | None,
+    schema: dict[str, Any] | None,
+    hosted: frozenset[str],
+) -> Reply:
     reasoning = None
     user_text = latest_user_text(messages)
     if behaviour.reason:
