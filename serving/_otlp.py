@@ -9,7 +9,8 @@ OpenTelemetry exporter itself; they are never logged here (only their names).
 
 :func:`prepare` completes what MLflow would otherwise get wrong: it defaults the protocol to
 ``http/protobuf`` (MLflow's default, gRPC, needs an exporter that the ``otlp`` extra does not
-install), and it fails at startup, not silently per trace, when the exporter is missing.
+install; with ``OTEL_EXPORTER_OTLP_ENDPOINT`` MLflow also exports span metrics, over the same
+protocol), and it fails at startup, not silently per span, when an exporter is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+METRICS_ENDPOINT = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
 DUAL_EXPORT = "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT"
 HEADERS = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 _EXPORTERS = {
@@ -81,12 +84,18 @@ def prepare(environ: MutableMapping[str, str]) -> str:
     traces go. :class:`ConfigError` if OTLP is on and its exporter is not installed."""
     if endpoint(environ) is None:
         return describe(environ)
-    if not (environ.get(TRACES_PROTOCOL) or environ.get(PROTOCOL)):
-        environ[TRACES_PROTOCOL] = "http/protobuf"
-    protocol = environ.get(TRACES_PROTOCOL) or environ.get(PROTOCOL) or ""
-    if protocol not in _EXPORTERS:
-        raise ConfigError(f"unsupported OTLP protocol {protocol!r}: use http/protobuf or grpc")
-    module, install = _EXPORTERS[protocol]
-    if not _installed(module):
-        raise ConfigError(f"traces go over OTLP ({protocol}) but its exporter is not installed: {install}")
+    environ.setdefault(PROTOCOL, "http/protobuf")  # for traces and, if exported, span metrics
+    signals = [("traces", environ.get(TRACES_PROTOCOL) or environ[PROTOCOL])]
+    if environ.get(METRICS_ENDPOINT) or environ.get(ENDPOINT):
+        signals.append(("span metrics", environ.get(METRICS_PROTOCOL) or environ[PROTOCOL]))
+    for signal, protocol in signals:
+        if protocol not in _EXPORTERS:
+            raise ConfigError(
+                f"unsupported OTLP protocol {protocol!r} for {signal}: use http/protobuf or grpc"
+            )
+        module, install = _EXPORTERS[protocol]
+        if not _installed(module):
+            raise ConfigError(
+                f"{signal} go over OTLP ({protocol}) but its exporter is not installed: {install}"
+            )
     return describe(environ)

@@ -71,7 +71,7 @@ def test_otlp_settings_are_completed_and_described_without_secrets() -> None:
         "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT": "true",
     }
     said = _otlp.prepare(environ)
-    assert environ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "http/protobuf"
+    assert environ["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
     assert "cloud.langfuse.com/api/public/otel/v1/traces" in said and "MLflow tracking store" in said
     assert "OTEL_EXPORTER_OTLP_HEADERS" in said
     for secret in ("c2VjcmV0", "sk", "x=1"):
