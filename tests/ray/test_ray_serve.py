@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -252,3 +253,26 @@ def test_killing_one_replicas_actor_does_not_fail_requests_to_the_other(deployed
     assert [reply.status_code for reply in after] == [200] * 10
     assert victim not in {reply.headers[REPLICA] for reply in after}
     deployed.wait_running(2)  # Serve replaces the killed replica
+
+
+def test_the_serve_configs_validate_against_rays_schema() -> None:
+    """deploy/ray's configs and the RayService's serveConfigV2, with Ray Serve's own schema."""
+    venv = find_ray()
+    if venv is None:
+        pytest.skip("Ray is not installed: run scripts/ray_env.sh")
+    code = """
+import sys, yaml
+from ray.serve.schema import ServeDeploySchema
+for path in sys.argv[1:]:
+    docs = list(yaml.safe_load_all(open(path)))
+    config = yaml.safe_load(docs[0]["spec"]["serveConfigV2"]) if docs[0].get("kind") == "RayService" else docs[0]
+    ServeDeploySchema.model_validate(config)
+    print("ok", path)
+"""
+    paths = [
+        str(REPO / "deploy" / "ray" / n) for n in ("serve.yaml", "serve-autoscaling.yaml", "rayservice.yaml")
+    ]
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", code, *paths], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ok ") == 3
