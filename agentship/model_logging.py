@@ -1,9 +1,13 @@
 """Log an agent as an MLflow model from code, and register it.
 
-The model is logged from the code file in ``agents/``, with the package in ``code_paths`` (so
-the served model finds it without installing anything), the config as ``model_config``, and
-pinned requirements (so ``mlflow models serve`` can rebuild the environment). MLflow's
+The model is logged from the code file in ``agentship/model_code/`` (the repository's
+``agents/`` links to it), with the package in ``code_paths`` (so the served model finds it without
+installing anything), the config as ``model_config``, pinned requirements (so
+``mlflow models serve`` can rebuild the environment), and the agentship version in the model's
+metadata (``agentship_version``; :mod:`agentship.compat` says which servers may serve it). MLflow's
 log-time prediction on the input example is answered offline: logging never needs the backend.
+The example configs ship in the package too (``agentship/configs/``), so an installed wheel has
+everything the repository has.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import mlflow
 import yaml
 from mlflow.tracking import MlflowClient
 
+import agentship
+from agentship.compat import VERSION_KEY
 from agentship.errors import ConfigError
 from agentship.imports import import_object
 from agentship.log_time import offline_validation
@@ -30,15 +36,16 @@ _logger = logging.getLogger(__name__)
 AgentKind = Literal["openai-agents", "llama-stack"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent
+CONFIGS_DIR = PACKAGE_DIR / "configs"
+"""The example model configs (the repository's ``configs/`` links to them)."""
 
 AGENT_CODE: dict[str, Path] = {
-    "openai-agents": REPO_ROOT / "agents" / "openai_agents_agent.py",
-    "llama-stack": REPO_ROOT / "agents" / "llama_stack_agent.py",
+    "openai-agents": PACKAGE_DIR / "model_code" / "openai_agents_agent.py",
+    "llama-stack": PACKAGE_DIR / "model_code" / "llama_stack_agent.py",
 }
 DEFAULT_CONFIGS: dict[str, Path] = {
-    "openai-agents": REPO_ROOT / "configs" / "openai_agents.yaml",
-    "llama-stack": REPO_ROOT / "configs" / "llama_stack.yaml",
+    "openai-agents": CONFIGS_DIR / "openai_agents.yaml",
+    "llama-stack": CONFIGS_DIR / "llama_stack.yaml",
 }
 DEFAULT_NAMES: dict[str, str] = {
     "openai-agents": "openai-agents-assistant",
@@ -74,6 +81,11 @@ class LoggedAgent:
     run_id: str
     registered_name: str | None
     version: str | None
+
+
+def example_configs() -> dict[str, Path]:
+    """The example configs shipped in the package, by name (``openai_agents``, …)."""
+    return {path.stem: path for path in sorted(CONFIGS_DIR.glob("*.yaml"))}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -143,7 +155,13 @@ def log_agent(
     active = mlflow.active_run()
     run_context = nullcontext(active) if active else mlflow.start_run(run_name=f"log-{kind}")
     with run_context as run, offline_validation():
-        mlflow.set_tags({"agentship.agent_kind": kind, "agentship.agent_name": str(config.get("name", ""))})
+        mlflow.set_tags(
+            {
+                "agentship.agent_kind": kind,
+                "agentship.agent_name": str(config.get("name", "")),
+                "agentship.version": agentship.__version__,
+            }
+        )
         info = mlflow.pyfunc.log_model(
             name=artifact_name,
             python_model=str(AGENT_CODE[kind]),
@@ -151,6 +169,7 @@ def log_agent(
             code_paths=code_paths,
             pip_requirements=pinned_requirements(kind),
             registered_model_name=registered_model_name,
+            metadata={VERSION_KEY: agentship.__version__},
         )
     version = None
     uri = info.model_uri

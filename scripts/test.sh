@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up the project (scripts/setup.sh), the Llama Stack test servers, the real small model and
-# a headless browser, checks style and types, and runs the whole test suite.
+# Sets up the project (scripts/setup.sh), the Llama Stack test servers, the real small model, a
+# headless browser, Arize Phoenix and Ray Serve, checks style and types, and runs the whole suite.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k serve -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,12 @@ bash scripts/node_clients.sh > /dev/null   # openai-node and the Vercel AI SDK f
 bash scripts/postgres.sh   # PostgreSQL binaries for the state-store tests (Debian's package, where missing)
 real_model=$(bash scripts/real_model_env.sh)   # llama.cpp and Gemma 3 270M for tests/realmodel (same cache)
 ui_tools=$(bash scripts/ui_tools.sh)   # chromium and playwright-core for the MLflow UI test (same cache)
+phoenix=$(bash scripts/phoenix_env.sh)   # Arize Phoenix, an OTLP backend, for tests/serving/test_otlp.py (same cache)
+ray=$(bash scripts/ray_env.sh)   # Ray Serve and the project's dependencies, for tests/ray (same cache)
+bash scripts/kserve_schema.sh > /dev/null   # KServe's SDK wheel: the InferenceService schema (same cache)
+bash scripts/compose_tool.sh   # a docker compose client for `docker compose config` (Debian's, where missing)
 export AGENTSHIP_REAL_MODEL_DIR="$real_model" AGENTSHIP_UI_TOOLS="$ui_tools"
+export AGENTSHIP_PHOENIX_DIR="$phoenix" AGENTSHIP_RAY_DIR="$ray"
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .

@@ -1,20 +1,27 @@
 """``python -m serving -m MODEL_URI [-p PORT] [-h HOST] [-w WORKERS] [-t TIMEOUT] [--a2a]``: serve
 any logged or registered ResponsesAgent (``models:/NAME/VERSION``, ``models:/NAME@alias``,
 ``runs:/…``, or a model directory). The flags are those of ``mlflow models serve``; ``--a2a``
-serves it over the Agent2Agent protocol too."""
+serves it over the Agent2Agent protocol too. (``agentship serve`` is the same command.)"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 
 import uvicorn
 
+from agentship.errors import ConfigError
+from serving import _otlp
+from serving._auth import KEYS_FILE_ENV, KeysError, keys_from_environ
+from serving._metrics import MULTIPROC_ENV
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__, add_help=False)
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, add_help=False)
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("-m", "--model-uri", required=True)
     parser.add_argument("-p", "--port", type=int, default=8000)
@@ -53,17 +60,39 @@ def _parser() -> argparse.ArgumentParser:
         "JSON-RPC (protocol 1.0 and 0.3) at / (needs pip install 'agentship[a2a]')",
     )
     parser.add_argument("--a2a-url", help="the URL A2A clients reach this server at, for the agent card")
+    parser.add_argument(
+        "--api-keys-file",
+        help="require a bearer key: a file of NAME:KEY lines, re-read when it changes "
+        "(or set $AGENTSHIP_API_KEYS; the key's NAME is the caller's user)",
+    )
     parser.add_argument("--log-level", default="warning")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _check_environment(workers: int) -> str | None:
+    """Fail before the workers start on what would fail each of them; set up multi-worker metrics
+    (the directory it made for them, if any)."""
+    try:
+        keys_from_environ()
+        _otlp.prepare(os.environ)
+    except (KeysError, ConfigError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):  # /metrics sums every worker's
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="agentship-metrics-")
+        return os.environ[MULTIPROC_ENV]
+    return None
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m serving") -> int:
+    args = _parser(prog).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # The settings travel to every worker through the environment.
     os.environ["SERVING_MODEL_URI"] = args.model_uri
+    if args.api_keys_file:
+        os.environ[KEYS_FILE_ENV] = args.api_keys_file
+    metrics_dir = _check_environment(args.workers)
     drain = max(0.0, args.graceful_shutdown_timeout - 3.0)  # streams end before uvicorn gives up
     for name, value in (
         ("SERVING_MAX_CONCURRENCY", args.max_concurrency),
@@ -89,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_graceful_shutdown=args.graceful_shutdown_timeout,
     )
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -3,8 +3,9 @@
 Routes: ``POST /invocations`` (MLflow's request body; SSE when ``"stream": true``); the OpenAI
 Responses API under ``/responses`` and ``/v1/responses`` (create, and for stored responses get,
 delete, cancel, input items); ``GET /v1/models``, ``GET /health``, ``GET /ready``,
-``GET /version``; with ``--a2a``, the A2A agent card and JSON-RPC endpoint (:mod:`serving._a2a`).
-Anything else is answered in the OpenAI error shape.
+``GET /version``, ``GET /metrics`` (Prometheus, :mod:`serving._metrics`); with ``--a2a``, the A2A
+agent card and JSON-RPC endpoint (:mod:`serving._a2a`). Anything else is answered in the OpenAI
+error shape. With API keys configured, :mod:`serving._auth` checks a bearer key first.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from typing import Any
 import mlflow
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import agentship
+from agentship.compat import VERSION_KEY
 from agentship.errors import ConfigError, StateError
 from agentship.state import StateSettings, StateStore
+from serving import _metrics, _otlp
+from serving._auth import ApiKeys, BearerAuth, keys_from_environ
 from serving._background import BackgroundRuns
 from serving._errors import HttpError
 from serving._faces import InvocationsFace, ResponsesFace
@@ -88,6 +93,7 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _resolve_experiment_once()
+        _logger.warning("traces: %s", _otlp.describe(os.environ))
         await _open_state(state, face, stored)
         purge = asyncio.create_task(_purge(state.store), name="server-state-purge") if state.store else None
         if state.runner is None:
@@ -115,6 +121,7 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
                 _logger.warning("stopped: %d requests in flight, model closed, traces flushed", in_flight)
             if state.store is not None:
                 await state.store.aclose()
+            _metrics.worker_exited()
 
     return lifespan
 
@@ -137,6 +144,7 @@ class _Info:
             {
                 "status": "ready",
                 "model_uri": state.settings.model_uri,
+                "pid": os.getpid(),
                 "in_flight": state.admission.in_flight,
                 "threads": sorted(t.name for t in threading.enumerate()),
                 "tasks": sorted(t.get_name() for t in asyncio.all_tasks()),
@@ -147,9 +155,11 @@ class _Info:
 
     async def version(self, request: Request) -> Response:
         runner = self.state.runner
+        logged_with = (getattr(runner.pyfunc.metadata, "metadata", None) or {}) if runner else {}
         return JSONResponse(
             {
                 "agentship": agentship.__version__,
+                "model_agentship": logged_with.get(VERSION_KEY),
                 "mlflow": mlflow.__version__,
                 "model_uri": self.state.settings.model_uri,
                 "runner": runner.kind if runner else None,
@@ -181,8 +191,22 @@ def _a2a_routes(state: ServerState) -> list[Route]:
     return a2a.routes
 
 
-def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> Starlette:
-    """The app for one model; it loads the model at startup unless a ``runner`` is given."""
+def _middleware(routes: list[Route], keys: ApiKeys | None) -> list[Middleware]:
+    """Metrics outermost (a 401 is counted too), then the key check, if keys are configured."""
+    stack = [Middleware(_metrics.RequestMetrics, routes=routes)]
+    if keys is not None:
+        _logger.warning("authentication: on, bearer keys (%s)", keys.describe())
+        stack.append(Middleware(BearerAuth, keys=keys))
+    return stack
+
+
+def create_app(
+    settings: ServerSettings, runner: ModelRunner | None = None, keys: ApiKeys | None = None
+) -> Starlette:
+    """The app for one model; it loads the model at startup unless a ``runner`` is given.
+
+    ``keys`` turns on bearer-key authentication; by default they come from the environment
+    (``AGENTSHIP_API_KEYS``, ``AGENTSHIP_API_KEYS_FILE``), and without any it is off."""
     state = ServerState(settings, runner)
     model_name = settings.model_name or settings.model_uri
     face = ResponsesFace(model_name)
@@ -206,9 +230,15 @@ def create_app(settings: ServerSettings, runner: ModelRunner | None = None) -> S
         Route("/health", info.health, methods=["GET"]),
         Route("/ready", info.ready, methods=["GET"]),
         Route("/version", info.version, methods=["GET"]),
+        Route("/metrics", _metrics.metrics_route, methods=["GET"]),
     ]
     lifespan = _lifespan(state, face, stored)
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        middleware=_middleware(routes, keys if keys is not None else keys_from_environ()),
+    )
     app.state.server = state
     return app
 

@@ -71,6 +71,8 @@ class RequestInfo:
 
     return_trace: bool = False
     user: str | None = None
+    authenticated: bool = False
+    """``user`` is the identity the server authenticated (then it overrides the body's user)."""
 
 
 @dataclass
@@ -137,7 +139,11 @@ class InvocationsFace:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise invalid("'stream' must be true or false", param="stream")
-        request = _agent_request({k: v for k, v in body.items() if k != "stream"})
+        data = {k: v for k, v in body.items() if k != "stream"}
+        context = data.get("context")
+        if info.authenticated and info.user and isinstance(context, dict | None):
+            data["context"] = {**(context or {}), "user_id": info.user}  # who authenticated
+        request = _agent_request(data)
         return Call(request, stream, InvocationsEncoder(info.return_trace))
 
     def frame(self, event: dict[str, Any]) -> dict[str, str]:

@@ -31,6 +31,9 @@ from serving._runner import ModelRunner
 from serving._settings import ServerSettings
 from serving._stored import USER_HEADER
 
+AUTH_IDENTITY = "agentship.identity"
+"""The ASGI scope key of the identity :mod:`serving._auth` authenticated."""
+
 if TYPE_CHECKING:
     from agentship.state import StateStore
     from serving._background import BackgroundRuns
@@ -104,6 +107,7 @@ class AgentEndpoint:
         info = RequestInfo(
             return_trace=request.headers.get(RETURN_TRACE_HEADER, "").lower() == "true",
             user=request.headers.get(USER_HEADER) or None,
+            authenticated=AUTH_IDENTITY in request.scope,
         )
         return await self.face.parse(body, info)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing, contextmanager, suppress
 from typing import Any
@@ -20,8 +21,11 @@ from mlflow.entities import SpanType
 from mlflow.tracing.constant import SpanAttributeKey
 from mlflow.types.responses import ResponsesAgentRequest
 
+from agentship.errors import BackendError
 from agentship.events import AgentEvent, reduce
 from agentship.tracing import tag_conversation
+from serving import _metrics
+from serving._errors import classify
 from serving._runner import ModelRunner
 
 _logger = logging.getLogger("serving")
@@ -90,6 +94,7 @@ class AgentRun:
 
     async def _produce(self) -> None:
         seen: list[AgentEvent] = []
+        started = time.perf_counter()
         try:
             with _request_span(self._request, self._response_id, self._tags) as span:
                 if span is not None:
@@ -98,12 +103,17 @@ class AgentRun:
                     async with asyncio.timeout(self._timeout_s):
                         async with aclosing(self._runner.events(self._request)) as stream:
                             async for event in stream:
+                                if not seen:
+                                    _metrics.observe_first_event(time.perf_counter() - started)
+                                _metrics.observe_event(event)
                                 seen.append(event)
                                 await self._queue.put((_ITEM, event))
                 finally:
                     if span is not None:
                         _safe(lambda: span.set_outputs(reduce(seen).model_dump(exclude_none=True)))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
+            if isinstance(exc, BackendError):
+                _metrics.observe_backend_error(classify(exc).code)
             await self._queue.put((_ERROR, exc))
         else:
             await self._queue.put((_DONE, None))

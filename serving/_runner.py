@@ -21,6 +21,9 @@ import mlflow
 from mlflow.pyfunc import ResponsesAgent
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
+import agentship
+from agentship.compat import VERSION_KEY, check_model_version
+from agentship.errors import ConfigError
 from agentship.events import AgentEvent, from_mlflow, from_response
 from agentship.responses_agent import AgentshipResponsesAgent
 
@@ -30,6 +33,16 @@ _logger = logging.getLogger("serving")
 def _streams(agent: Any) -> bool:
     """Whether the agent overrides ``predict_stream`` (MLflow's own raises NotImplementedError)."""
     return type(agent).predict_stream is not ResponsesAgent.predict_stream
+
+
+def _check_version(pyfunc: Any, model_uri: str) -> None:
+    """Refuse a model logged with an incompatible agentship; warn about a different one."""
+    recorded = (getattr(pyfunc.metadata, "metadata", None) or {}).get(VERSION_KEY)
+    verdict = check_model_version(recorded, agentship.__version__)
+    if verdict.level == "fail":
+        raise ConfigError(f"{model_uri}: {verdict.message}")
+    if verdict.level == "warn":
+        _logger.warning("%s: %s", model_uri, verdict.message)
 
 
 class ModelRunner:
@@ -43,6 +56,12 @@ class ModelRunner:
         self.native = isinstance(raw, AgentshipResponsesAgent)
         self.streams = self.native or _streams(raw)
         self._threads = None if self.native else ThreadPoolExecutor(max_threads, thread_name_prefix="predict")
+        if self.native:
+            try:
+                _check_version(self.pyfunc, model_uri)
+            except ConfigError:
+                self.close()
+                raise
 
     def model_config(self) -> dict[str, Any]:
         """The model config recorded with the model (empty when it has none)."""

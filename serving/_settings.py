@@ -38,6 +38,17 @@ class ServerSettings:
     """The URL A2A clients reach the server at, for the agent card (default: the request's)."""
 
     @classmethod
+    def from_args(cls, args: dict[str, Any]) -> ServerSettings:
+        """From an application's arguments (a Ray Serve config's ``args``): strings are parsed by
+        the field's type; unknown names are refused."""
+        known = {f.name: str(f.type) for f in fields(cls)}
+        unknown = sorted(set(args) - set(known))
+        if unknown:
+            raise ValueError(f"unknown server settings {unknown}; known: {sorted(known)}")
+        values = {k: _parse(v, known[k]) if isinstance(v, str) else v for k, v in args.items()}
+        return cls.from_env(**values)
+
+    @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:
         values: dict[str, Any] = {}
         for f in fields(cls):

@@ -32,3 +32,25 @@ def test_agents_directory_cannot_shadow_the_agents_sdk() -> None:
     assert not (REPO / "agents" / "__init__.py").exists()
     assert "site-packages" in str(agents.__file__)
     assert hasattr(agents, "Runner")
+
+
+def test_top_level_agents_and_configs_link_to_the_package() -> None:
+    """The package is the source of truth; the repository's agents/ and configs/ point into it."""
+    for top, inside, pattern in (
+        ("agents", "agentship/model_code", "*_agent.py"),
+        ("configs", "agentship/configs", "*.yaml"),
+    ):
+        shipped = sorted(p.name for p in (REPO / inside).glob(pattern))
+        linked = sorted(p.name for p in (REPO / top).iterdir())
+        assert shipped and linked == shipped, top
+        for name in linked:
+            assert (REPO / top / name).is_symlink()
+            assert (REPO / top / name).resolve() == (REPO / inside / name).resolve()
+
+
+def test_the_wheel_declares_the_command_the_configs_and_the_extras() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"] == {"agentship": "agentship.cli:main"}
+    assert "configs/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["agentship"]
+    assert {"a2a", "otlp", "ray"} <= set(pyproject["project"]["optional-dependencies"])
+    assert pyproject["tool"]["setuptools"]["packages"]["find"]["include"] == ["agentship*", "serving*"]
