@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import agentship
+from agentship import trace_export
 from agentship.compat import VERSION_KEY
 from agentship.errors import ConfigError, StateError
 from agentship.state import StateSettings, StateStore
@@ -57,6 +58,28 @@ def _resolve_experiment_once() -> None:
                 name,
                 exc_info=True,
             )
+
+
+def _start_trace_export(state: ServerState) -> None:
+    """Batched trace export into the tracking store (unless OTLP replaces it, or it is turned off)."""
+    where = _otlp.describe(os.environ)
+    if _otlp.replaces_store(os.environ):
+        _logger.warning("traces: %s", where)
+        return
+    state.traces = trace_export.install(os.environ, listener=_metrics.TraceExportMetrics())
+    if state.traces is not None:
+        where = where.replace(
+            "the MLflow tracking store", f"the MLflow tracking store, {state.traces.describe()}"
+        )
+    _logger.warning("traces: %s", where)
+
+
+def _close_trace_export(traces: trace_export.TraceExport) -> None:
+    stats = traces.close()
+    lost = stats.dropped + stats.waiting
+    _logger.warning(
+        "traces: %d exported, %d dropped, %d refused by the store", stats.exported, lost, stats.failed
+    )
 
 
 async def _open_state(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> None:
@@ -93,7 +116,7 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _resolve_experiment_once()
-        _logger.warning("traces: %s", _otlp.describe(os.environ))
+        _start_trace_export(state)
         await _open_state(state, face, stored)
         purge = asyncio.create_task(_purge(state.store), name="server-state-purge") if state.store else None
         if state.runner is None:
@@ -119,6 +142,8 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
                 await asyncio.to_thread(state.runner.close)
                 in_flight = state.admission.in_flight
                 _logger.warning("stopped: %d requests in flight, model closed, traces flushed", in_flight)
+            if state.traces is not None:
+                await asyncio.to_thread(_close_trace_export, state.traces)
             if state.store is not None:
                 await state.store.aclose()
             _metrics.worker_exited()

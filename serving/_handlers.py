@@ -36,6 +36,7 @@ AUTH_IDENTITY = "agentship.identity"
 
 if TYPE_CHECKING:
     from agentship.state import StateStore
+    from agentship.trace_export import TraceExport
     from serving._background import BackgroundRuns
 
 _logger = logging.getLogger("serving")
@@ -52,6 +53,7 @@ class ServerState:
     admission: Admission = field(init=False)
     store: StateStore | None = None
     background: BackgroundRuns | None = None
+    traces: TraceExport | None = None
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run at shutdown, before the model closes (the A2A request handler's drain, say)."""
 

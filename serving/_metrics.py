@@ -10,13 +10,14 @@ metric                                         type       what
 ``agentship_backend_errors_total{code}``       counter    model backend failures, by ``error.code``
 ``agentship_tokens_total{kind}``               counter    tokens the backend reported, input and output
 ``agentship_trace_export_queue_depth``         gauge      traces waiting to be exported
-``agentship_trace_export_dropped_total``       counter    traces dropped because the queue was full
+``agentship_trace_export_dropped_total``       counter    traces dropped (queue full, or shutdown ran out)
+``agentship_trace_export_exported_total``      counter    traces written to the tracking store
 =============================================  =========  =============================================
 
 ``route`` is the route's template (``/responses/{response_id}``), or ``other`` for an unknown
-path, so the label set stays small. The trace-export pair is a hook for the trace exporter:
-it calls :func:`set_trace_queue_depth` and :func:`count_trace_drops`; until it does, both are
-exposed at 0.
+path, so the label set stays small. The trace-export metrics are fed by
+:mod:`agentship.trace_export` through :class:`TraceExportMetrics`; with MLflow's own exporter
+(``AGENTSHIP_TRACE_EXPORT=mlflow``) they stay at 0.
 
 With several uvicorn workers (``-w N``) the metrics of every worker are summed through
 prometheus-client's multiprocess mode: ``python -m serving`` points ``PROMETHEUS_MULTIPROC_DIR`` at
@@ -79,7 +80,11 @@ TOKENS = Counter("agentship_tokens", "Tokens the model backend reported, by kind
 TRACE_QUEUE_DEPTH = Gauge(
     "agentship_trace_export_queue_depth", "Traces waiting to be exported.", multiprocess_mode="livesum"
 )
-TRACE_DROPS = Counter("agentship_trace_export_dropped", "Traces dropped because the export queue was full.")
+TRACE_DROPS = Counter(
+    "agentship_trace_export_dropped",
+    "Traces dropped: the export queue was full, or shutdown ran out of time.",
+)
+TRACE_EXPORTED = Counter("agentship_trace_export_exported", "Traces written to the tracking store.")
 
 
 # -- the hook for the trace exporter ----------------------------------------------------------------
@@ -92,6 +97,20 @@ def count_trace_drops(dropped: int = 1) -> None:
     """Count traces the exporter dropped because its queue was full."""
     if dropped > 0:
         TRACE_DROPS.inc(dropped)
+
+
+class TraceExportMetrics:
+    """The trace exporter's listener (:class:`agentship.trace_export.ExportListener`)."""
+
+    def depth(self, traces: int) -> None:
+        set_trace_queue_depth(traces)
+
+    def dropped(self, traces: int) -> None:
+        count_trace_drops(traces)
+
+    def exported(self, traces: int) -> None:
+        if traces > 0:
+            TRACE_EXPORTED.inc(traces)
 
 
 # -- agent runs -------------------------------------------------------------------------------------

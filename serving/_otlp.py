@@ -68,6 +68,11 @@ def describe(environ: Mapping[str, str]) -> str:
     return f"OTLP {protocol} to {redacted(url)}{sent}{also}"
 
 
+def replaces_store(environ: Mapping[str, str]) -> bool:
+    """Whether traces go over OTLP *instead of* the MLflow store (no dual export). Pure."""
+    return endpoint(environ) is not None and not _truthy(environ.get(DUAL_EXPORT))
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 

@@ -1,0 +1,174 @@
+"""Where batches of traces are written: a SQL tracking store in this process, or a tracking server.
+
+Both write what MLflow's own exporter writes, through MLflow's own calls and wire formats: the
+trace info with ``start_trace`` (its metadata, tags, previews, client request id), then every span
+of the batch in one ``log_spans`` call (one transaction, or one OTLP request). They differ from
+MLflow's exporter in three ways, which is where its CPU per trace went:
+
+- a batch of traces shares one ``log_spans`` call, where MLflow makes one per 5 spans;
+- the trace info is written first, so the store's insert-or-merge path (taken when spans come
+  first) is not;
+- the experiment is looked up once a minute, not once per trace.
+
+Over HTTP a call is tried twice at most, at once, within ``timeout_s`` together (the second try
+is for a pooled keep-alive connection the server closed meanwhile); the pipeline does the
+retrying with backoff.
+Writes are idempotent (the trace id is the key), so a batch retried after a partial write
+comes out the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from mlflow.entities import Experiment, Trace, TraceData
+from mlflow.protos.service_pb2 import StartTraceV3
+from mlflow.tracing.client import TracingClient
+from mlflow.tracing.export.utils import try_link_prompts_to_trace
+from mlflow.tracing.utils import add_size_stats_to_trace_metadata
+from mlflow.tracing.utils.otlp import MLFLOW_EXPERIMENT_ID_HEADER, OTLP_TRACES_PATH, resource_to_otel_proto
+from mlflow.tracking.default_experiment import DEFAULT_EXPERIMENT_ID
+from mlflow.utils.proto_json_utils import message_to_json
+from mlflow.utils.rest_utils import _V3_TRACE_REST_API_PATH_PREFIX, http_request, verify_rest_response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from agentship.trace_export.pipeline import Finished
+
+_logger = logging.getLogger(__name__)
+
+EXPERIMENT_TTL_S = 60.0
+
+
+def by_experiment(batch: Sequence[Finished]) -> dict[str, list[Finished]]:
+    """The batch grouped by experiment id, in order. Pure."""
+    groups: dict[str, list[Finished]] = defaultdict(list)
+    for finished in batch:
+        groups[finished.trace.info.experiment_id or DEFAULT_EXPERIMENT_ID].append(finished)
+    return dict(groups)
+
+
+class _Extras:
+    """What MLflow's exporter does after a trace is written: prompt links and attachments."""
+
+    def __init__(self, client: TracingClient) -> None:
+        self._client = client
+
+    def after(self, finished: Finished) -> None:
+        trace = finished.trace
+        try:
+            attachments: dict[str, Any] = {}
+            for span in trace.data.spans:
+                attachments.update(getattr(span, "_attachments", None) or {})
+            if attachments:
+                self._client._upload_attachments(trace.info, attachments)
+            if finished.prompts:
+                try_link_prompts_to_trace(
+                    client=self._client,
+                    trace_id=trace.info.trace_id,
+                    prompts=finished.prompts,
+                    synchronous=False,
+                )
+        except Exception:
+            _logger.warning(
+                "trace %s: could not upload attachments or link prompts", trace.info.trace_id, exc_info=True
+            )
+
+
+class StoreSink:
+    """An in-process SQL tracking store (SQLite, PostgreSQL, MySQL): MLflow's SqlAlchemyStore."""
+
+    def __init__(self, client: TracingClient) -> None:
+        shared = client.store
+        # A shallow copy shares the engine and sessions; only its experiment lookup is cached.
+        self._store = copy.copy(shared)
+        self._experiments: dict[str, tuple[Experiment, float]] = {}
+        self._lock = threading.Lock()
+        self._lookup = shared.get_experiment
+        self._store.get_experiment = self._experiment
+        self._extras = _Extras(client)
+        self._uri = client.tracking_uri
+
+    def _experiment(self, experiment_id: str) -> Experiment:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._experiments.get(experiment_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        experiment = self._lookup(experiment_id)
+        with self._lock:
+            self._experiments[experiment_id] = (experiment, now + EXPERIMENT_TTL_S)
+        return experiment
+
+    def write(self, batch: Sequence[Finished]) -> None:
+        for experiment_id, group in by_experiment(batch).items():
+            for finished in group:
+                add_size_stats_to_trace_metadata(finished.trace)
+                self._store.start_trace(finished.trace.info)
+            self._store.log_spans(experiment_id, [span for f in group for span in f.trace.data.spans])
+            for finished in group:
+                self._extras.after(finished)
+
+    def describe(self) -> str:
+        return "the tracking store"
+
+
+class RestSink:
+    """A tracking server (``http(s)://``): MLflow's trace REST call and its OTLP span endpoint."""
+
+    def __init__(self, client: TracingClient, timeout_s: float) -> None:
+        self._rest = client.store
+        self._attempt_s = timeout_s / 2
+        self._extras = _Extras(client)
+
+    def write(self, batch: Sequence[Finished]) -> None:
+        creds = self._rest.get_host_creds()
+        for experiment_id, group in by_experiment(batch).items():
+            for finished in group:
+                add_size_stats_to_trace_metadata(finished.trace)
+                self._post_json(creds, _V3_TRACE_REST_API_PATH_PREFIX, self._start_body(finished.trace))
+            self._post_spans(creds, experiment_id, group)
+            for finished in group:
+                self._extras.after(finished)
+
+    @property
+    def _bounded(self) -> dict[str, Any]:
+        return {"max_retries": 1, "backoff_factor": 0, "backoff_jitter": 0, "timeout": self._attempt_s}
+
+    @staticmethod
+    def _start_body(trace: Trace) -> dict[str, Any]:
+        empty = Trace(info=trace.info, data=TraceData(spans=[]))  # spans go over OTLP
+        return json.loads(message_to_json(StartTraceV3(trace=empty.to_proto())))  # type: ignore[no-any-return]
+
+    def _post_json(self, creds: Any, endpoint: str, body: dict[str, Any]) -> None:
+        response = http_request(creds, endpoint, "POST", **self._bounded, json=body)
+        verify_rest_response(response, endpoint)
+
+    def _post_spans(self, creds: Any, experiment_id: str, group: Sequence[Finished]) -> None:
+        spans = [span for f in group for span in f.trace.data.spans]
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource = getattr(spans[0]._span, "resource", None)
+        resource_spans.resource.CopyFrom(resource_to_otel_proto(resource))
+        resource_spans.scope_spans.add().spans.extend(span.to_otel_proto() for span in spans)
+        response = http_request(
+            creds,
+            OTLP_TRACES_PATH,
+            "POST",
+            **self._bounded,
+            data=request.SerializeToString(),
+            extra_headers={
+                "Content-Type": "application/x-protobuf",
+                MLFLOW_EXPERIMENT_ID_HEADER: experiment_id,
+            },
+        )
+        verify_rest_response(response, OTLP_TRACES_PATH)
+
+    def describe(self) -> str:
+        return "the tracking server"
