@@ -40,7 +40,11 @@ class AgentBackend(Protocol):
         """Connect, detect, create server-side resources: runs once, at load, on the loop."""
         ...
 
-    def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]: ...
+    def stream(self, request: ResponsesAgentRequest, *, deltas: bool = True) -> AsyncIterator[AgentEvent]:
+        """The run's events. ``deltas=False``: nobody reads text as it comes (a non-streaming
+        client), so a backend may make its model calls without streaming, which costs far less
+        CPU; it still yields every item and the ``Completed`` event."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -51,7 +55,9 @@ class _OfflineValidationBackend:
     def __init__(self, name: str) -> None:
         self._name = name
 
-    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, request: ResponsesAgentRequest, *, deltas: bool = True
+    ) -> AsyncIterator[AgentEvent]:
         item = create_text_output_item(
             f"{self._name} was logged without calling its backend.", "msg_log_time"
         )
@@ -114,17 +120,24 @@ class AgentshipResponsesAgent(ResponsesAgent):
             self._bridge = None
 
     # -- the async core ----------------------------------------------------------------
-    async def astream(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncIterator[AgentEvent]:
-        """The run's :data:`~agentship.events.AgentEvent` stream for ``request``, as it happens."""
+    async def astream(
+        self, request: ResponsesAgentRequest | dict[str, Any], *, deltas: bool = True
+    ) -> AsyncIterator[AgentEvent]:
+        """The run's :data:`~agentship.events.AgentEvent` stream for ``request``, as it happens.
+
+        ``deltas=False`` when nobody reads the text as it comes: the backend may then call its
+        model without streaming (see :meth:`AgentBackend.stream`)."""
         if self._backend is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
         parsed = parse_request(request)
         if parsed.context is not None:  # the trace's session and user (MLflow's session view)
             tag_conversation(parsed.context.conversation_id, parsed.context.user_id)
-        async for event in self._backend.stream(parsed):
+        async for event in self._backend.stream(parsed, deltas=deltas):
             yield event
 
-    def aevents(self, request: ResponsesAgentRequest | dict[str, Any]) -> AsyncGenerator[AgentEvent, None]:
+    def aevents(
+        self, request: ResponsesAgentRequest | dict[str, Any], *, deltas: bool = True
+    ) -> AsyncGenerator[AgentEvent, None]:
         """:meth:`astream`, usable from any event loop (an async server's, say).
 
         The work runs on the model's own loop, where its clients live; the caller's loop only
@@ -132,7 +145,7 @@ class AgentshipResponsesAgent(ResponsesAgent):
         """
         if self._bridge is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
-        return self._bridge.aiterate(lambda: self.astream(request))
+        return self._bridge.aiterate(lambda: self.astream(request, deltas=deltas))
 
     def health(self) -> dict[str, Any]:
         """The backend's readiness detail (its MCP servers, say); {} when it has none."""
@@ -143,19 +156,19 @@ class AgentshipResponsesAgent(ResponsesAgent):
         """The tasks running on the model's loop, by name (for leak checks)."""
         return [] if self._bridge is None else await self._bridge.atask_names()
 
-    def _events(self, request: ResponsesAgentRequest) -> Generator[AgentEvent, None, None]:
+    def _events(self, request: ResponsesAgentRequest, deltas: bool) -> Generator[AgentEvent, None, None]:
         if self._bridge is None:
             raise AgentError(f"{type(self).__name__} is not loaded: call load_context() first")
-        yield from self._bridge.iterate(lambda: self.astream(request))
+        yield from self._bridge.iterate(lambda: self.astream(request, deltas=deltas))
 
     # -- MLflow's sync interface -------------------------------------------------------
     def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:  # type: ignore[override]
-        return reduce(self._events(request))
+        return reduce(self._events(request, deltas=False))
 
     def predict_stream(  # type: ignore[override]
         self, request: ResponsesAgentRequest
     ) -> Generator[ResponsesAgentStreamEvent, None, None]:
-        for event in self._events(request):
+        for event in self._events(request, deltas=True):
             for data in to_mlflow(event):
                 yield ResponsesAgentStreamEvent(**data)
 

@@ -151,7 +151,7 @@ class BackgroundRuns:
         runner = self.runner()
         if runner is None:
             raise StateError("the model is not loaded")
-        run = AgentRun(runner, call.request, self.timeout_s, rec.id)
+        run = AgentRun(runner, call.request, self.timeout_s, rec.id, deltas=call.stream)
         feed = call.encoder.feed
         try:
             async with contextlib.aclosing(run.events()) as events:

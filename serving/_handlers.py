@@ -125,7 +125,8 @@ class AgentEndpoint:
         if call.background:
             assert self.state.background is not None  # a face only allows it with a store
             return await self.state.background.submit(call, self.face)
-        run = AgentRun(runner, call.request, self.state.settings.request_timeout_s, call.response_id)
+        timeout_s = self.state.settings.request_timeout_s
+        run = AgentRun(runner, call.request, timeout_s, call.response_id, deltas=call.stream)
         if call.stream:
             return EventSourceResponse(
                 self._stream(run, call),

@@ -73,7 +73,8 @@ def _request_span(
 class AgentRun:
     """Runs ``request`` on ``runner`` under ``timeout_s``; :meth:`events` yields its events.
 
-    ``tags`` go on the request's trace (an A2A request's task and context ids, say)."""
+    ``tags`` go on the request's trace (an A2A request's task and context ids, say); ``deltas``
+    is False when the client does not stream (the model may then answer in one piece)."""
 
     def __init__(
         self,
@@ -83,8 +84,10 @@ class AgentRun:
         response_id: str | None = None,
         queue_size: int = 64,
         tags: dict[str, str] | None = None,
+        deltas: bool = True,
     ) -> None:
         self._runner = runner
+        self._deltas = deltas
         self._request = request
         self._timeout_s = timeout_s
         self._response_id = response_id
@@ -101,7 +104,7 @@ class AgentRun:
                     self.trace_id = getattr(span, "trace_id", None)
                 try:
                     async with asyncio.timeout(self._timeout_s):
-                        async with aclosing(self._runner.events(self._request)) as stream:
+                        async with aclosing(self._runner.events(self._request, self._deltas)) as stream:
                             async for event in stream:
                                 if not seen:
                                     _metrics.observe_first_event(time.perf_counter() - started)

@@ -83,9 +83,10 @@ class ModelRunner:
             return "native-async"
         return "threaded" if self.streams else "threaded-predict"
 
-    def events(self, request: ResponsesAgentRequest) -> AsyncGenerator[AgentEvent, None]:
+    def events(self, request: ResponsesAgentRequest, deltas: bool = True) -> AsyncGenerator[AgentEvent, None]:
+        """The run's events; ``deltas=False`` lets the package's own agents skip model streaming."""
         if self.native:
-            return self.agent.aevents(request)  # type: ignore[no-any-return]
+            return self.agent.aevents(request, deltas=deltas)  # type: ignore[no-any-return]
         if not self.streams:
             return self._predicted(request)
         return self._threaded(request)

@@ -98,7 +98,10 @@ class LlamaStackBackend:
             return AgentsApiMode(runtime, detected.prefix, store)
         return OpenAIStyleMode(runtime, detected.kind, detected.prefix)
 
-    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, request: ResponsesAgentRequest, *, deltas: bool = True
+    ) -> AsyncIterator[AgentEvent]:
+        # Llama Stack's modes always stream from the server: ``deltas`` changes nothing here.
         if self._mode is None or self._conversations is None:
             raise AgentError("the Llama Stack backend is not started")
         mode, conversations = self._mode, self._conversations

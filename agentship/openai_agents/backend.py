@@ -29,6 +29,8 @@ from agents import (
     RunConfig,
     RunContextWrapper,
     Runner,
+    RunResult,
+    RunResultStreaming,
 )
 from agentship.errors import AgentError, BackendError, ConfigError, InvalidRequestError, StateError
 from agentship.events import AgentEvent, Completed, ItemDone
@@ -124,7 +126,9 @@ class OpenAIAgentsBackend:
         return {"mcp_servers": self._mcp.health()} if self._mcp is not None else {}
 
     # -- a request ------------------------------------------------------------------------------
-    async def stream(self, request: ResponsesAgentRequest) -> AsyncIterator[AgentEvent]:
+    async def stream(
+        self, request: ResponsesAgentRequest, *, deltas: bool = True
+    ) -> AsyncIterator[AgentEvent]:
         items = input_dicts(request)
         plan = plan_request(request, items)
         context = AgentRunContext(
@@ -136,10 +140,10 @@ class OpenAIAgentsBackend:
         try:
             if context.conversation_id and self._memory is not None:
                 async with self._memory.turn(context.user_id or "", context.conversation_id) as session:
-                    async for event in self._run(items, plan, context, session):
+                    async for event in self._run(items, plan, context, session, deltas):
                         yield event
             else:
-                async for event in self._run(items, plan, context, None):
+                async for event in self._run(items, plan, context, None, deltas):
                     yield event
         except SQLAlchemyError as exc:
             raise StateError("the state store is unavailable; retry later") from exc
@@ -197,6 +201,7 @@ class OpenAIAgentsBackend:
         plan: RequestPlan,
         context: AgentRunContext,
         session: Session | None,
+        deltas: bool,
     ) -> AsyncIterator[AgentEvent]:
         agent = self._agent_for(plan)
         paused = await self._paused(agent, plan, context)
@@ -207,31 +212,41 @@ class OpenAIAgentsBackend:
                     raw = item.raw_item
                     call = raw if isinstance(raw, dict) else raw.model_dump(exclude_none=True)
                     resumed[call_id_of(item)] = {**call, "server_label": server_of(item)}
-        result = Runner.run_streamed(
-            agent,
-            paused if paused is not None else to_run_input(items),
-            context=context,
-            max_turns=self.config.max_turns,
-            session=session,
-            run_config=RunConfig(
+        arguments: dict[str, Any] = {
+            "context": context,
+            "max_turns": self.config.max_turns,
+            "session": session,
+            "run_config": RunConfig(
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
                 session_input_callback=keep_new_turn if session is not None and paused is None else None,
             ),
-        )
+        }
+        start = paused if paused is not None else to_run_input(items)
         translator = StreamTranslator(
             hold=self._policy.needs,
             resumed={k: _function_call(v) for k, v in resumed.items()},
             silent=frozenset(plan.client_outputs) if paused is not None else frozenset(),
         )
-        try:
-            async for event in result.stream_events():
-                for out in translator.feed(event):
+        result: RunResult | RunResultStreaming
+        if deltas:
+            result = Runner.run_streamed(agent, start, **arguments)
+            try:
+                async for event in result.stream_events():
+                    for out in translator.feed(event):
+                        yield out
+            except BaseException as exc:
+                result.cancel()
+                raise self._map_error(exc) from exc
+        else:  # nobody reads the text as it comes: one model answer per call, no chunks to parse
+            try:
+                result = await Runner.run(agent, start, **arguments)
+            except BaseException as exc:
+                raise self._map_error(exc) from exc
+            for run_item in result.new_items:
+                for out in translator.item(run_item):
                     yield out
-        except BaseException as exc:
-            result.cancel()
-            raise self._map_error(exc) from exc
         async for paused_event in self._pause(result, plan, context, translator):
             yield paused_event
         custom_outputs = {**context.custom_outputs, "last_agent": result.last_agent.name}

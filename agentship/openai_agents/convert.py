@@ -208,7 +208,8 @@ class StreamTranslator:
         self.output_items.append(output)
         return [ItemDone(output)]
 
-    def _item(self, item: RunItem) -> list[AgentEvent]:
+    def item(self, item: RunItem) -> list[AgentEvent]:
+        """One finished run item (as `RunResult.new_items` has them, or as the stream ends it)."""
         output = run_item_to_output_item(item, self._our_id(item))
         if output is None:
             return []
@@ -231,7 +232,7 @@ class StreamTranslator:
         if isinstance(event, RawResponsesStreamEvent):
             return self._raw(event.data)
         if isinstance(event, RunItemStreamEvent):
-            return self._item(event.item)
+            return self.item(event.item)
         return []
 
 

@@ -23,8 +23,8 @@ JUDGE = f"openai:/{MODEL_ALIAS}"
 
 def _judged(feedbacks: list[Feedback], name: str) -> Feedback:
     [feedback] = [f for f in feedbacks if f.name == name]
+    assert feedback.error is None, feedback.error  # first: a failed judge call says why here
     assert feedback.source.source_type == AssessmentSourceType.LLM_JUDGE
-    assert feedback.error is None, feedback.error
     assert feedback.value is not None and feedback.rationale
     return feedback
 

@@ -109,13 +109,21 @@ def no_usage(start_serving: Callable[..., ServerProcess], log_dir: Path) -> Iter
 
 
 def test_usage_the_backend_did_not_report_is_null_not_zero(no_usage: ServerProcess) -> None:
+    """That backend streams no usage: streamed, the usage is null (absent from MLflow's format),
+    never made-up zeros. A client that does not stream gets a whole answer from the backend,
+    and with it the usage that the backend does report there."""
     final = responses_events(no_usage, {"input": "count nothing"})[-1]["response"]
     assert final["output"][0]["content"][0]["text"] == "You said: count nothing"
     assert final["usage"] is None
+    streamed = frames(no_usage, "/invocations", {"input": "count nothing", "stream": True})
+    events = [json.loads(data) for _, data in streamed if data != "[DONE]"]
+    assert events and not any("usage" in event for event in events)
     reply = httpx.post(f"{no_usage.url}/responses", json={"input": "count nothing"}, timeout=60).json()
-    assert reply["usage"] is None
+    usage = reply["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     invoked = httpx.post(f"{no_usage.url}/invocations", json={"input": "count nothing"}, timeout=60).json()
-    assert "usage" not in invoked  # absent, as MLflow's format leaves it, never made-up zeros
+    assert invoked["usage"]["output_tokens"] == usage["output_tokens"]
 
 
 def test_the_trace_id_comes_back_on_request_and_the_response_id_is_on_the_trace(
@@ -203,3 +211,33 @@ def test_a_failed_requests_trace_is_found_by_its_response_id(serving: ServerProc
     traces = wait_for_traces(TRACE_EXPERIMENT, lambda t: mark in json.dumps(t.data.request))
     failed = next(t for t in traces if mark in json.dumps(t.data.request))
     assert failed.info.state == "ERROR" and (failed.info.client_request_id or "").startswith("resp_")
+
+
+def _model_calls(scripted: ServerProcess, mark: str) -> list[bool]:
+    """Whether each model call made for the request marked ``mark`` asked for a stream."""
+    recorded = httpx.get(f"{scripted.url}/scripted/requests", timeout=10).json()
+    return [entry["stream"] for entry in recorded if mark in json.dumps(entry["messages"])]
+
+
+@pytest.mark.parametrize(
+    ("route", "stream"),
+    [("/invocations", False), ("/invocations", True), ("/v1/responses", False), ("/v1/responses", True)],
+)
+def test_the_model_is_asked_to_stream_only_when_the_client_streams(
+    serving: ServerProcess, scripted: ServerProcess, route: str, stream: bool
+) -> None:
+    """A client that reads the answer whole gets it from model calls answered whole: parsing a
+    stream of hundreds of chunks was most of a request's CPU. Same items either way."""
+    mark = marker()
+    body = {"input": [{"role": "user", "content": f"What is the weather in Paris? {mark}"}], "stream": stream}
+    if route == "/v1/responses":
+        body["model"] = MODEL
+    if stream:
+        sent = [json.loads(data) for _, data in frames(serving, route, body) if data != "[DONE]"]
+        text = json.dumps(sent, ensure_ascii=False)
+    else:
+        reply = httpx.post(f"{serving.url}{route}", json=body, timeout=60)
+        assert reply.status_code == 200
+        text = json.dumps(reply.json(), ensure_ascii=False)
+    assert PARIS in text
+    assert _model_calls(scripted, mark) == [stream, stream]  # the tool call, then the answer

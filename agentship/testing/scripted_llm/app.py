@@ -4,7 +4,8 @@ Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/respons
 streaming or not, with usage), ``POST /v1/embeddings``. The same routes answer under
 ``/v1/openai/v1`` too. Test helpers: ``GET``/``DELETE /scripted/requests`` (the recorded
 requests), ``POST /scripted/config`` (change the default behaviour at run time) and
-``GET /scripted/stats`` (streams started, completed, and cancelled by the client).
+``GET /scripted/stats`` (streams and whole answers started, completed, and cancelled by the
+client).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ class ScriptedLLM:
         self.requests: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._failures: dict[str, int] = {}
         self._ids = (f"{i:06d}" for i in itertools.count(1))
-        self.stats = {"streams_started": 0, "streams_completed": 0, "streams_cancelled": 0}
+        self.stats = {
+            "streams_started": 0, "streams_completed": 0, "streams_cancelled": 0,
+            "answers_started": 0, "answers_completed": 0, "answers_cancelled": 0,
+        }  # fmt: skip
 
     def plan(
         self, path: str, body: dict[str, Any], messages: list[Message], tools: list[ToolSpec]
@@ -99,6 +103,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status)
 
 
+def _truncated(rid: str) -> Response:
+    """A 200 whose JSON body breaks off (``malformed`` without streaming)."""
+    return Response(f'{{"id": "{rid}", "object": "chat.completion", "choices": [{{"index'.encode(), 200,
+                    media_type="application/json")  # fmt: skip
+
+
 async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     try:
         body = await request.json()
@@ -107,6 +117,27 @@ async def _json_body(request: Request) -> dict[str, Any] | JSONResponse:
     if not isinstance(body, dict):
         return _error(400, "request body must be a JSON object")
     return body
+
+
+async def _thinking(request: Request, seconds: float, stats: dict[str, int]) -> bool:
+    """Wait ``seconds`` before a whole (non-streamed) answer, as a model computing it; False
+    when the client hung up meanwhile (counted as ``answers_cancelled``)."""
+    stats["answers_started"] += 1
+    if seconds <= 0:
+        stats["answers_completed"] += 1
+        return True
+
+    async def hung_up() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    sleep, watch = asyncio.ensure_future(asyncio.sleep(seconds)), asyncio.ensure_future(hung_up())
+    await asyncio.wait((sleep, watch), return_when=asyncio.FIRST_COMPLETED)
+    gone = not sleep.done()
+    sleep.cancel()
+    watch.cancel()
+    stats["answers_cancelled" if gone else "answers_completed"] += 1
+    return not gone
 
 
 async def _paced(pieces: list[bytes], behaviour: Behaviour, stats: dict[str, int]) -> AsyncIterator[bytes]:
@@ -255,7 +286,9 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
         if body.get("stream"):
             frames = _chat_stream_frames(reply, body, rid, call_id, usage_in, behaviour)
             return StreamingResponse(_paced(frames, behaviour, state.stats), media_type="text/event-stream")
-        await asyncio.sleep(behaviour.ttft + behaviour.latency + behaviour.hang)
+        await _thinking(request, behaviour.ttft + behaviour.latency + behaviour.hang, state.stats)
+        if behaviour.malformed:
+            return _truncated(rid)
         return JSONResponse(
             wire.chat_completion(reply, body.get("model") or MODEL_ID, rid, call_id, usage_in)
         )
@@ -281,7 +314,9 @@ def create_app(llm: ScriptedLLM | None = None) -> Starlette:
         if body.get("stream"):
             frames = _responses_stream_frames(reply, body, rid, items, usage, behaviour)
             return StreamingResponse(_paced(frames, behaviour, state.stats), media_type="text/event-stream")
-        await asyncio.sleep(behaviour.ttft + behaviour.latency + behaviour.hang)
+        await _thinking(request, behaviour.ttft + behaviour.latency + behaviour.hang, state.stats)
+        if behaviour.malformed:
+            return _truncated(rid)
         return JSONResponse(response_object(rid, body.get("model") or MODEL_ID, items, usage))
 
     async def embeddings(request: Request) -> Response:

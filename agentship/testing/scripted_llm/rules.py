@@ -25,7 +25,7 @@ Directives in the latest user message, written ``[[key=value key2=value2]]``, ch
 request: ``ttft`` (seconds before the first token), ``latency`` (seconds spread over the
 chunks), ``chunks`` (how many pieces a text is streamed in), ``fail`` (an HTTP status to
 answer with, ``fail=503*2`` for the first two tries only), ``hang`` (seconds to stall after the
-first chunk), ``malformed`` (send a broken stream), ``reason`` (stream a reasoning summary before the
+first chunk), ``malformed`` (send a broken stream, or a JSON body that breaks off), ``reason`` (stream a reasoning summary before the
 answer), ``nousage`` (report no token usage, as llama.cpp's streams do), ``unsafe`` (a safety
 shield's check of this message finds it unsafe), ``words`` (pad a text answer with that many
 words: a long answer).
