@@ -17,7 +17,7 @@ _agent = mlflow.pyfunc.load_model(os.environ["BENCH_MODEL_URI"]).get_raw_model()
 
 @invoke()
 async def handle(request: dict[str, Any]) -> dict[str, Any]:
-    events = [event async for event in _agent.aevents(request)]
+    events = [event async for event in _agent.aevents(request, deltas=False)]
     return reduce(events).model_dump(exclude_none=True)
 
 
