@@ -174,6 +174,12 @@ def report(results: dict[str, Any]) -> str:
         lines.append(
             f"the state store's share of CPU per request: {stored - stateless:.1f} ms ({(stored - stateless) / stored:.0%})"
         )
+        if state.get("stored_1") and state.get("stateless_1"):
+            alone = {k: _median([r["p50_ms"] for r in state[k]]) for k in ("stored_1", "stateless_1")}
+            lines.append(
+                f"one conversation at a time, p50 per turn: stored {alone['stored_1']:.1f} ms, stateless "
+                f"{alone['stateless_1']:.1f} ms: the store adds {alone['stored_1'] - alone['stateless_1']:.1f} ms"
+            )
     lines.append(f"log_model + register: {results['log_register_s']:.2f} s")
     return "\n".join(lines)
 

@@ -50,18 +50,25 @@ async def _conversation(
     return errors
 
 
-async def conversations(replicas: list[Contender], count: int, turns: int, stored: bool) -> dict[str, Any]:
-    """``count`` conversations of ``turns`` turns at once; latency, throughput, CPU per request."""
+async def conversations(
+    replicas: list[Contender], count: int, turns: int, stored: bool, parallel: int | None = None
+) -> dict[str, Any]:
+    """``count`` conversations of ``turns`` turns, ``parallel`` at a time (all at once unless
+    given); latency, throughput, CPU per request."""
     urls = [r.server.url for r in replicas]
     pids = [pid for r in replicas for pid in r.pids]
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=count + 8, max_keepalive_connections=count + 8)
+    gate = asyncio.Semaphore(parallel or count)
+
+    async def one(client: httpx.AsyncClient, index: int) -> int:
+        async with gate:
+            return await _conversation(client, urls, index, turns, stored, latencies)
+
     cpu_before = cpu_s(pids)
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        errors = await asyncio.gather(
-            *(_conversation(client, urls, i, turns, stored, latencies) for i in range(count))
-        )
+        errors = await asyncio.gather(*(one(client, i) for i in range(count)))
     elapsed = time.perf_counter() - started
     await asyncio.sleep(1.0)  # trace export
     requests = count * turns

@@ -149,12 +149,20 @@ async def stateful(
         for replica in replicas:
             await w.warm_up(replica, backend)
         configure_backend(backend, latency=0.05)
-        out: dict[str, Any] = {"tracing": variant, "stored": [], "stateless": []}
+        out: dict[str, Any] = {
+            "tracing": variant,
+            "stored": [],
+            "stateless": [],
+            "stored_1": [],
+            "stateless_1": [],
+        }
         for _ in range(plan.rounds):
             out["stored"].append(await conversations(replicas, plan.conversations, plan.turns, stored=True))
             out["stateless"].append(
                 await conversations(replicas, plan.conversations, plan.turns, stored=False)
             )
+            for stored, kind in ((True, "stored_1"), (False, "stateless_1")):  # one at a time: no queueing
+                out[kind].append(await conversations(replicas, 8, plan.turns, stored=stored, parallel=1))
         return out
     finally:
         configure_backend(backend)

@@ -151,7 +151,9 @@ class BackgroundRuns:
         runner = self.runner()
         if runner is None:
             raise StateError("the model is not loaded")
-        run = AgentRun(runner, call.request, self.timeout_s, rec.id, deltas=call.stream)
+        # Streamed from the model whatever the request said: anyone may follow a background run
+        # live (GET /responses/{id}?stream=true), text deltas included.
+        run = AgentRun(runner, call.request, self.timeout_s, rec.id)
         feed = call.encoder.feed
         try:
             async with contextlib.aclosing(run.events()) as events:

@@ -139,9 +139,18 @@ class OpenAIAgentsBackend:
         )
         try:
             if context.conversation_id and self._memory is not None:
+                # The terminal event waits until the turn has let the conversation go: a client
+                # that sends the next turn as soon as it has this answer (to any replica) must
+                # not find the conversation still held by this one.
+                last: Completed | None = None
                 async with self._memory.turn(context.user_id or "", context.conversation_id) as session:
                     async for event in self._run(items, plan, context, session, deltas):
-                        yield event
+                        if isinstance(event, Completed):
+                            last = event
+                        else:
+                            yield event
+                if last is not None:
+                    yield last
             else:
                 async for event in self._run(items, plan, context, None, deltas):
                     yield event
