@@ -55,3 +55,26 @@ def tree_cpu_s(pid: int) -> float:
 
 def cpu_s(pids: list[int]) -> float:
     return sum(tree_cpu_s(pid) for pid in pids)
+
+
+def _busy_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+async def machine_quiet(threshold: float = 0.15, window_s: float = 0.5, timeout_s: float = 30.0) -> float:
+    """Wait until the machine's busy share over ``window_s`` is under ``threshold`` (the previous
+    contender's tracking server and database finishing their writes, say); the last share."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy, total = _busy_jiffies()
+        await asyncio.sleep(window_s)
+        busy2, total2 = _busy_jiffies()
+        share = (busy2 - busy) / max(1, total2 - total)
+        if share < threshold or time.monotonic() > deadline:
+            return share

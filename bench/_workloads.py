@@ -19,7 +19,7 @@ from bench._load import (
     wrk_available,
     wrk_load,
 )
-from bench._procs import cpu_s
+from bench._procs import cpu_s, machine_quiet
 from bench._servers import Contender, Stores, configure_backend
 
 TOOL_REQUEST = "What is the weather in Paris? [[words=200 chunks=200]]"
@@ -63,6 +63,7 @@ async def cpu_sequential(
     """``n`` tool requests one after another: CPU per request, latency, traces written."""
     configure_backend(backend)
     await settle(contender, stores, stores.trace_count(contender.variant), 0)
+    await machine_quiet()  # nothing else (a tracking server still writing) shares the cores
     traces_before = stores.trace_count(contender.variant)
     cpu_before = cpu_s(contender.pids)
     latencies = await sequential(contender.url, body(TOOL_REQUEST), n)
@@ -103,6 +104,7 @@ async def under_load(
 ) -> dict[str, Any]:
     """Closed-loop load for ``seconds``: throughput, latency, and CPU per request, the CPU rate in
     the steady part of the run (after 1 s, until just before the end) over the throughput."""
+    await machine_quiet()
     traces_before = stores.trace_count(contender.variant)
     result, rate = await asyncio.gather(
         load(contender.url, text, clients, seconds), _cpu_rate(contender.pids, 1.0, seconds - 0.2)

@@ -11,6 +11,7 @@ error shape. With API keys configured, :mod:`serving._auth` checks a bearer key 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -129,6 +130,10 @@ def _lifespan(state: ServerState, face: ResponsesFace, stored: StoredRoutes) -> 
                 raise
             ready_after = time.monotonic() - state.started
             _logger.warning("serving %s (%s), ready after %.1fs", uri, state.runner.kind, ready_after)
+        # What the start loaded (MLflow, the SDKs, the model) lives as long as the process: out of
+        # the collector's sight, its full collections no longer walk it under load.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
