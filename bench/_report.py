@@ -220,3 +220,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"agentship vs stock MLflow serving — {results['date']}, {results['machine']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The headline table as Markdown (the README's): ``python -m bench._report RESULTS.json``."""
+    head, *body = headline(results)
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
