@@ -37,13 +37,22 @@ the grammar a small model can ramble inside a string until ``max_tokens`` and ne
 JSON; bounded, it always answers with a whole object."""
 
 
+JSON_STRING_PATTERN = '^[^"\\\\<]{0,%d}$'
+"""What a JSON-constrained string may hold: no ``<``, so no chat-template token (``<|im_end|>``),
+which llama-cpp-python takes as a stop sequence and which ends the answer in mid-string (seen:
+``{"result": "none", "rationale": "None},<|im_start|>assistant``); no quote or backslash, so the
+string cannot close or escape early. Bounded in length (:data:`MAX_JSON_STRING`)."""
+
+
 def _bounded(schema: Any) -> Any:
-    """``schema`` with a ``maxLength`` on each string that has none (nested properties too)."""
+    """``schema`` with each free string (no enum, no pattern of its own) bounded in length and
+    kept free of ``<`` (:data:`JSON_STRING_PATTERN`), nested properties too."""
     if not isinstance(schema, dict):
         return schema
     out = dict(schema)
-    if out.get("type") == "string" and "maxLength" not in out and "enum" not in out:
-        out["maxLength"] = MAX_JSON_STRING
+    if out.get("type") == "string" and "enum" not in out and "pattern" not in out:
+        out.setdefault("maxLength", MAX_JSON_STRING)
+        out["pattern"] = JSON_STRING_PATTERN % out["maxLength"]
     if isinstance(out.get("properties"), dict):
         out["properties"] = {k: _bounded(v) for k, v in out["properties"].items()}
     if "items" in out:

@@ -215,7 +215,8 @@ def test_openai_request_forms_are_rewritten_for_llama_cpp() -> None:
         },
     }
     out = rewrite_request(body)
-    bounded = {"type": "object", "properties": {"result": {"type": "string", "maxLength": 600}}}
+    free = {"type": "string", "maxLength": 600, "pattern": '^[^"\\\\<]{0,600}$'}
+    bounded = {"type": "object", "properties": {"result": free}}
     assert out["response_format"] == {"type": "json_object", "schema": bounded}
     assert out["messages"][1]["content"] == "" and out["messages"][0] == body["messages"][0]
     plain = {"messages": [], "response_format": {"type": "json_object"}}
