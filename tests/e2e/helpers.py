@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -62,3 +63,14 @@ def wait_for_traces(
                 f"no matching trace in {experiment_name!r} after {timeout:g}s ({len(traces)} traces)"
             )
         time.sleep(0.5)
+
+
+@contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """This process's MLflow pointed at ``uri`` for a while (spans download through it)."""
+    saved = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved)

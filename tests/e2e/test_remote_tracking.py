@@ -11,11 +11,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Trace
@@ -23,7 +21,7 @@ from mlflow.entities import Trace
 from agentship.testing.postgres import PostgresServer
 from agentship.testing.processes import ServerProcess, free_port, start_server
 from agentship.testing.tracking_server import start_tracking_server
-from tests.e2e.helpers import REPO
+from tests.e2e.helpers import REPO, tracking_uri
 from tests.serving.clients import PARIS, TOOL_ANSWER, marker
 
 pytestmark = pytest.mark.e2e
@@ -120,17 +118,6 @@ def served(
     )
     yield server
     server.stop()
-
-
-@contextmanager
-def tracking_uri(uri: str) -> Iterator[None]:
-    """This process's MLflow pointed at ``uri`` for a while (spans download through it)."""
-    saved = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved)
 
 
 def _traces(tracking: ServerProcess, mark: str, timeout: float = 60) -> list[Trace]:

@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,6 +32,7 @@ from agentship.testing.postgres import PostgresServer
 from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
 from agentship.testing.proxy import FaultProxy
 from agentship.testing.tracking_server import start_tracking_server
+from tests.e2e.helpers import tracking_uri
 from tests.serving.clients import TOOL_ANSWER, marker
 
 pytestmark = pytest.mark.e2e
@@ -119,7 +119,7 @@ def traced_marks(tracking: ServerProcess, marks: list[str]) -> list[str]:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return []
-    with _tracking_uri(tracking.url):  # spans are read through the server
+    with tracking_uri(tracking.url):  # spans are read through the server
         traces = client.search_traces(locations=[experiment.experiment_id], max_results=500)
     whole = " ".join(
         trace.info.request_preview or ""
@@ -128,16 +128,6 @@ def traced_marks(tracking: ServerProcess, marks: list[str]) -> list[str]:
         and any(s.span_type == "TOOL" for s in trace.data.spans)
     )
     return [mark for mark in marks if mark in whole]
-
-
-@contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    saved = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved)
 
 
 def wait_for_traces(tracking: ServerProcess, marks: list[str], timeout: float = 90) -> None:
