@@ -36,7 +36,19 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         help="seconds per request (default 300)",
     )
     parser.add_argument("--max-concurrency", type=int, help="requests in flight per worker (default 256)")
+    parser.add_argument(
+        "--max-background-runs", type=int, help="background responses running at once per worker (default 64)"
+    )
     parser.add_argument("--max-body-bytes", type=int, help="largest request body (default 1 MiB)")
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        help="seconds a request body may pause while it arrives (default 10); after them it must "
+        "also average --body-min-rate",
+    )
+    parser.add_argument(
+        "--body-min-rate", type=float, help="bytes per second a request body must average (default 16384)"
+    )
     parser.add_argument("--model-name", help="the model name /responses reports (default: the model URI)")
     parser.add_argument(
         "--graceful-shutdown-timeout",
@@ -98,6 +110,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m serving") -> int:
         ("SERVING_MAX_CONCURRENCY", args.max_concurrency),
         ("SERVING_REQUEST_TIMEOUT_S", args.timeout),
         ("SERVING_MAX_BODY_BYTES", args.max_body_bytes),
+        ("SERVING_MAX_BACKGROUND_RUNS", args.max_background_runs),
+        ("SERVING_BODY_TIMEOUT_S", args.body_timeout),
+        ("SERVING_BODY_MIN_RATE", args.body_min_rate),
         ("SERVING_MODEL_NAME", args.model_name),
         ("SERVING_A2A", "true" if args.a2a or args.a2a_url else None),
         ("SERVING_A2A_URL", args.a2a_url),

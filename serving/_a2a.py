@@ -41,7 +41,7 @@ from starlette.types import Message, Receive, Scope, Send
 from serving._a2a_card import AgentDescription, Skill, agent_card, describe
 from serving._a2a_events import message_text
 from serving._a2a_executor import EXCHANGE, Exchange, ServedAgentExecutor
-from serving._body import MAX_DEPTH, ClientGone, nesting_depth, read_body
+from serving._body import MAX_DEPTH, ClientGone, read_body, too_deep
 from serving._errors import HttpError
 from serving._stored import USER_HEADER
 
@@ -112,14 +112,6 @@ def rpc_error(error: HttpError, rpc_code: int) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=error.headers or None)
 
 
-def _admit(state: ServerState) -> Exchange:
-    if state.runner is None:
-        raise HttpError(
-            503, "server_error", "the model is still loading", "not_ready", headers={"Retry-After": "1"}
-        )
-    return Exchange(state.admission.admit())
-
-
 class _Endpoint:
     """``POST /``: admit, read the body within limits, hand it to the SDK's dispatcher."""
 
@@ -128,25 +120,23 @@ class _Endpoint:
         self.dispatcher = dispatcher
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body (no slot is held while a client uploads), then admit, then dispatch."""
         try:
-            exchange = _admit(self.state)
-        except HttpError as error:
-            await rpc_error(error, -32000)(scope, receive, send)
-            return
-        try:
-            await self._serve({**scope, EXCHANGE: exchange}, receive, send, exchange)
-        finally:
-            exchange.release()
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, exchange: Exchange) -> None:
-        try:
-            body = await read_body(Request(scope, receive), self.state.settings.max_body_bytes)
+            if self.state.runner is None:
+                raise HttpError(
+                    503,
+                    "server_error",
+                    "the model is still loading",
+                    "not_ready",
+                    headers={"Retry-After": "1"},
+                )
+            body = await read_body(Request(scope, receive), self.state.settings.body_limits)
         except ClientGone:
             return
         except HttpError as error:
-            await rpc_error(error, -32600)(scope, receive, send)
+            await rpc_error(error, -32000 if error.status == 503 else -32600)(scope, receive, send)
             return
-        if (depth := nesting_depth(body)) > MAX_DEPTH:
+        if (depth := too_deep(body)) is not None:
             message = (
                 f"the request body nests arrays or objects {depth} levels deep; the limit is {MAX_DEPTH}"
             )
@@ -154,6 +144,19 @@ class _Endpoint:
                 scope, receive, send
             )
             return
+        try:
+            exchange = Exchange(self.state.admission.admit())
+        except HttpError as error:
+            await rpc_error(error, -32000)(scope, receive, send)
+            return
+        try:
+            await self._serve({**scope, EXCHANGE: exchange}, receive, send, exchange, body)
+        finally:
+            exchange.release()
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, body: bytes
+    ) -> None:
         watcher = asyncio.create_task(_watch(receive, exchange.gone), name="agentship-a2a-watch")
         replay = _replay(body, exchange.gone)
         try:

@@ -90,7 +90,12 @@ async def _open_state(state: ServerState, face: ResponsesFace, stored: StoredRou
         _logger.warning("state store: off (AGENTSHIP_STATE_URL=none)")
         return
     store = await StateStore.open(settings)
-    background = BackgroundRuns(store, lambda: state.runner, timeout_s=state.settings.background_timeout_s)
+    background = BackgroundRuns(
+        store,
+        lambda: state.runner,
+        timeout_s=state.settings.background_timeout_s,
+        max_runs=state.settings.max_background_runs,
+    )
     background.start()
     state.store, state.background = store, background
     face.stored = StoredResponses(store)

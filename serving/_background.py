@@ -78,7 +78,11 @@ class BackgroundRuns:
     async def submit(self, call: Call, face: Face) -> Response:
         if len(self._live) >= self.max_runs:
             raise HttpError(
-                429, "rate_limit_error", f"this replica runs {self.max_runs} background responses already"
+                429,
+                "rate_limit_error",
+                f"this replica runs {self.max_runs} background responses already; retry later",
+                code="server_busy",
+                headers={"Retry-After": "1"},
             )
         assert call.recorder is not None and isinstance(call.encoder, ResponsesEncoder)
         rec = call.recorder.record

@@ -78,6 +78,8 @@ class AgentEndpoint:
         self.face = face
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body, then take a slot: a client still uploading holds none (its body has
+        time limits of its own), so slow uploads cannot shut everyone else out."""
         request = Request(scope, receive)
         runner = self.state.runner
         try:
@@ -89,12 +91,16 @@ class AgentEndpoint:
                     "not_ready",
                     headers={"Retry-After": "1"},
                 )
+            body = await read_json(request, self.state.settings.body_limits)
             slot = self.state.admission.admit()
+        except ClientGone:
+            _logger.info("client disconnected while sending its request")
+            return
         except HttpError as error:
             await error_response(error)(scope, receive, send)
             return
         try:
-            response = await self._respond(request, runner)
+            response = await self._respond(request, runner, body)
             if response is not None:
                 await response(scope, receive, send)
         finally:
@@ -104,8 +110,7 @@ class AgentEndpoint:
         return classify(exc, self.state.settings.retry_after_s)
 
     # -- parse --------------------------------------------------------------------------------
-    async def _call(self, request: Request) -> Call:
-        body = await read_json(request, self.state.settings.max_body_bytes)
+    async def _call(self, request: Request, body: dict[str, Any]) -> Call:
         info = RequestInfo(
             return_trace=request.headers.get(RETURN_TRACE_HEADER, "").lower() == "true",
             user=request.headers.get(USER_HEADER) or None,
@@ -113,18 +118,15 @@ class AgentEndpoint:
         )
         return await self.face.parse(body, info)
 
-    async def _respond(self, request: Request, runner: ModelRunner) -> Response | None:
+    async def _respond(self, request: Request, runner: ModelRunner, body: dict[str, Any]) -> Response | None:
         """The answer to send, or None when the client has gone (nothing to send)."""
         try:
-            call = await self._call(request)
-        except ClientGone:
-            _logger.info("client disconnected while sending its request")
-            return None
+            call = await self._call(request, body)
+            if call.background:
+                assert self.state.background is not None  # a face only allows it with a store
+                return await self.state.background.submit(call, self.face)
         except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
             return error_response(self._classify(exc))
-        if call.background:
-            assert self.state.background is not None  # a face only allows it with a store
-            return await self.state.background.submit(call, self.face)
         timeout_s = self.state.settings.request_timeout_s
         run = AgentRun(runner, call.request, timeout_s, call.response_id, deltas=call.stream)
         if call.stream:

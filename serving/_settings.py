@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from serving._body import BodyLimits
+
 
 def _parse(raw: str, kind: str) -> Any:
     if kind in ("str", "str | None"):
@@ -24,10 +26,17 @@ class ServerSettings:
     """Whole-request timeout; the backend work is cancelled and the client gets 504."""
     max_body_bytes: int = 1_048_576
     """Largest request body accepted (413 beyond it)."""
+    body_timeout_s: float = 10.0
+    """The longest pause while a request body arrives (408 after it), and the grace before
+    ``body_min_rate`` applies."""
+    body_min_rate: float = 16_384.0
+    """Bytes per second a request body must average once ``body_timeout_s`` has passed."""
     retry_after_s: int = 1
     """Retry-After (seconds) sent with a 429."""
     background_timeout_s: float = 3600.0
     """How long a background response may run."""
+    max_background_runs: int = 64
+    """Background responses running at once on this worker; beyond it, 429 with Retry-After."""
     drain_timeout_s: float = 25.0
     """On SIGTERM, how long open streams may run to their end before they are cut."""
     model_name: str | None = None
@@ -36,6 +45,10 @@ class ServerSettings:
     """Serve the agent over A2A too (``/.well-known/agent-card.json`` and JSON-RPC at ``/``)."""
     a2a_url: str | None = None
     """The URL A2A clients reach the server at, for the agent card (default: the request's)."""
+
+    @property
+    def body_limits(self) -> BodyLimits:
+        return BodyLimits(self.max_body_bytes, self.body_timeout_s, self.body_min_rate)
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> ServerSettings:

@@ -3,8 +3,11 @@ the problem, its admission slot comes back, and the next normal request is serve
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import httpx
@@ -96,3 +99,146 @@ def test_oversized_bodies_are_refused_before_they_are_read(serving: ServerProces
         head = sock.recv(4096)
     assert head.startswith(b"HTTP/1.1 413")
     assert ready(serving)["in_flight"] == 0
+
+
+ESCAPED_QUOTES = b'{"input":"' + b'\\"' * ((1_048_576 - 10) // 2)
+"""A mebibyte of escaped quotes in an unterminated string: the old body scanner's quadratic case
+(80 KB of it stalled a worker for 27 s; this much, for about an hour)."""
+
+
+async def _hostile_while_health_answers(url: str, path: str, headers: dict[str, str]) -> tuple:
+    """POST the hostile body and ask /health meanwhile: the health answers that came back while
+    the hostile request was being handled, and the hostile answer."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        hostile = asyncio.ensure_future(client.post(f"{url}{path}", content=ESCAPED_QUOTES, headers=headers))
+        answered = 0
+        while not hostile.done():
+            health = await client.get(f"{url}/health", timeout=10)
+            assert health.status_code == 200
+            answered += 1
+            await asyncio.sleep(0.05)
+        return answered, await hostile
+
+
+@pytest.mark.parametrize("path", ["/invocations", "/responses"])
+def test_a_mebibyte_of_escaped_quotes_is_a_400_and_health_answers_meanwhile(
+    serving: ServerProcess, path: str
+) -> None:
+    _, reply = asyncio.run(
+        _hostile_while_health_answers(serving.url, path, {"content-type": "application/json"})
+    )
+    assert reply.status_code == 400, reply.text[:300]
+    error = reply.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("the request body is not valid JSON: Unterminated string")
+    assert ready(serving)["in_flight"] == 0
+
+
+def test_a_mebibyte_of_escaped_quotes_on_a2a_is_a_parse_error(a2a_serving: ServerProcess) -> None:
+    headers = {"A2A-Version": "1.0", "content-type": "application/json"}
+    _, reply = asyncio.run(_hostile_while_health_answers(a2a_serving.url, "/", headers))
+    assert reply.json()["error"]["code"] == -32700
+    assert ready(a2a_serving)["in_flight"] == 0
+
+
+def _partial_upload(url: str, path: str = "/responses") -> socket.socket:
+    """A connection that sent its headers and part of its body, then nothing."""
+    address = urlparse(url)
+    sock = socket.create_connection((address.hostname, address.port), timeout=30)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n".encode()
+        + b"content-length: 1000\r\n\r\n"
+        + b'{"input": "slow'
+    )
+    return sock
+
+
+def _until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_idle_uploads_hold_no_slot_and_are_cut_off(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    """A slowloris: with room for 4 requests, 8 connections that stop halfway through their
+    bodies shut nobody out, and each gets a 408 once its body has stalled too long."""
+    server = start_serving(
+        scripted.url + "/v1",
+        "--max-concurrency",
+        "4",
+        "-t",
+        "20",
+        "--body-timeout",
+        "3",
+        name="serving-slowloris",
+    )
+    idle = [_partial_upload(server.url) for _ in range(8)]
+    try:
+        for _ in range(3):  # while they idle, normal requests are served
+            reply = httpx.post(f"{server.url}/responses", json={"input": "through?"}, timeout=30)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["output"][-1]["content"][0]["text"] == "You said: through?"
+            assert ready(server)["in_flight"] == 0
+        for sock in idle:  # then each idle upload is answered and closed
+            head = _until_closed(sock)
+            status, _, rest = head.partition(b"\r\n")
+            assert status == b"HTTP/1.1 408 Request Timeout", head
+            body = json.loads(rest.partition(b"\r\n\r\n")[2])
+            assert body["error"]["code"] == "request_timeout"
+            assert body["error"]["type"] == "invalid_request_error"
+            assert body["error"]["message"].startswith(
+                "the request body did not arrive in time (15 bytes in "
+            )
+    finally:
+        for sock in idle:
+            sock.close()
+    assert ready(server)["in_flight"] == 0
+
+
+def test_a_trickling_upload_is_cut_off_at_the_minimum_rate(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    """One byte every half second never pauses long enough for the idle limit, but falls below
+    the minimum rate once the grace has passed."""
+    server = start_serving(
+        scripted.url + "/v1", "--body-timeout", "2", "--body-min-rate", "100", name="serving-trickle"
+    )
+    sock = _partial_upload(server.url, "/invocations")
+    try:
+        sock.settimeout(0.5)
+        head = b""
+        for _ in range(120):
+            try:
+                head = sock.recv(65536)
+                break
+            except TimeoutError:
+                sock.sendall(b"x")
+        assert head.startswith(b"HTTP/1.1 408 "), head
+    finally:
+        sock.close()
+    assert httpx.post(f"{server.url}/invocations", json={"input": "next"}, timeout=30).status_code == 200
+
+
+def test_a_background_submit_past_the_limit_is_a_429_in_the_error_shape(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess
+) -> None:
+    server = start_serving(scripted.url + "/v1", "--max-background-runs", "1", name="serving-bg-busy")
+    first = httpx.post(
+        f"{server.url}/responses", json={"input": "slow [[latency=3]]", "background": True}, timeout=30
+    )
+    assert first.status_code == 200 and first.json()["status"] == "queued"
+    busy = httpx.post(f"{server.url}/responses", json={"input": "hi", "background": True}, timeout=30)
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+    assert busy.json() == {
+        "error": {
+            "message": "this replica runs 1 background responses already; retry later",
+            "type": "rate_limit_error",
+            "param": None,
+            "code": "server_busy",
+        }
+    }
+    assert ready(server)["in_flight"] == 0
