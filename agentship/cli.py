@@ -1,7 +1,8 @@
 """The ``agentship`` command (a console script of the installed package).
 
     agentship log --agent openai-agents [--config FILE] [--alias champion] ...   log and register
-    agentship serve -m models:/NAME@ALIAS [-p 8000] ...                         python -m serving
+    agentship serve -m models:/NAME@ALIAS [-p 8000] ...                         serve it
+    agentship client served http://127.0.0.1:8000 "question" [--stream] ...    ask a served agent
     agentship evaluate models:/NAME@ALIAS --dataset FILE ...                    evaluate, gate
     agentship configs [--copy DIR]                                              the example configs
     agentship --version
@@ -19,10 +20,11 @@ from pathlib import Path
 import agentship
 
 _USAGE = (
-    "usage: agentship {log,serve,evaluate,configs} ...\n"
+    "usage: agentship {log,serve,client,evaluate,configs} ...\n"
     "       agentship --version\n\n"
     "  log       log an agent as an MLflow model and register it\n"
-    "  serve     serve a logged or registered agent (python -m serving)\n"
+    "  serve     serve a logged or registered agent (python -m agentship.server)\n"
+    "  client    ask a served agent (served URL), a logged one (local MODEL_URI) or an A2A agent\n"
     "  evaluate  evaluate an agent with mlflow.genai.evaluate and gate an alias on the scores\n"
     "  configs   list the example model configs, or copy them: agentship configs --copy DIR\n"
 )
@@ -35,9 +37,15 @@ def _log(argv: list[str]) -> int:
 
 
 def _serve(argv: list[str]) -> int:
-    from serving.__main__ import main
+    from agentship.server.cli import main
 
     return main(argv, prog="agentship serve")
+
+
+def _client(argv: list[str]) -> int:
+    from agentship.client.cli import main
+
+    return main(argv, prog="agentship client")
 
 
 def _evaluate(argv: list[str]) -> int:
@@ -69,6 +77,7 @@ def _configs(argv: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "log": _log,
     "serve": _serve,
+    "client": _client,
     "evaluate": _evaluate,
     "configs": _configs,
 }

@@ -83,6 +83,21 @@ class LoggedAgent:
     version: str | None
 
 
+def agent_summary(config: Mapping[str, Any]) -> dict[str, Any]:
+    """name, model and tools_count of a logged model's config (for clients' exchange logs). Pure."""
+    tools = sum(len(config.get(k, []) or []) for k in ("tools", "client_tools", "toolgroups"))
+    return {
+        "name": config.get("name", "unknown"),
+        "model": config.get("model", "unknown"),
+        "tools_count": tools,
+    }
+
+
+def logged_config(pyfunc: Any) -> dict[str, Any]:
+    """The model config recorded with a loaded pyfunc model (empty when it has none)."""
+    return dict(pyfunc.metadata.flavors.get("python_function", {}).get("config", {}) or {})
+
+
 def example_configs() -> dict[str, Path]:
     """The example configs shipped in the package, by name (``openai_agents``, …)."""
     return {path.stem: path for path in sorted(CONFIGS_DIR.glob("*.yaml"))}

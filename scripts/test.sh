@@ -14,6 +14,8 @@ phoenix=$(bash scripts/phoenix_env.sh)   # Arize Phoenix, an OTLP backend, for t
 ray=$(bash scripts/ray_env.sh)   # Ray Serve and the project's dependencies, for tests/ray (same cache)
 bash scripts/kserve_schema.sh > /dev/null   # KServe's SDK wheel: the InferenceService schema (same cache)
 bash scripts/compose_tool.sh   # a docker compose client for `docker compose config` (Debian's, where missing)
+openai_newest=$(bash scripts/openai_newest.sh)   # the newest openai-python, to validate our wire objects against
+export AGENTSHIP_OPENAI_NEWEST="$openai_newest"
 export AGENTSHIP_REAL_MODEL_DIR="$real_model" AGENTSHIP_UI_TOOLS="$ui_tools"
 export AGENTSHIP_PHOENIX_DIR="$phoenix" AGENTSHIP_RAY_DIR="$ray"
 export PATH="$PWD/.venv/bin:$PATH"

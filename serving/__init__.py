@@ -1,11 +1,10 @@
-"""Serving for any registered ResponsesAgent: streaming, OpenAI-compatible, concurrent.
+"""The repository's entry to the agent server, as the users asked for it: ``python -m serving``,
+``serving.ray_serve`` and ``python serving/client.py`` work from a checkout.
 
-Run it with ``python -m serving -m models:/NAME/VERSION -p 8000``; embed it with
-:func:`create_app`.
+The server itself is :mod:`agentship.server` (``agentship serve`` from an install); the clients
+are :mod:`agentship.client`. This package only points there, and is not part of the wheel.
 """
 
-from serving._app import app_from_env, create_app
-from serving._runner import ModelRunner
-from serving._settings import ServerSettings
+from agentship.server import AgentServer, ModelRunner, ServerSettings, app_from_env, create_app
 
-__all__ = ["ModelRunner", "ServerSettings", "app_from_env", "create_app"]
+__all__ = ["AgentServer", "ModelRunner", "ServerSettings", "app_from_env", "create_app"]

@@ -160,6 +160,18 @@ class RunStore(ResponseStore):
             ).scalar()
         return RunControl(still_owner=bool(kept.rowcount), cancel_requested=bool(cancel))
 
+    async def start(self, response_id: str, owner: str) -> bool:
+        """Mark a queued run ``in_progress``: its owner has started it. False if it was not queued."""
+        async with transaction(self.engine) as conn:
+            started = await conn.execute(
+                update(responses)
+                .where(
+                    responses.c.id == response_id, responses.c.owner == owner, responses.c.status == "queued"
+                )
+                .values(status="in_progress", updated_at=self.clock())
+            )
+        return bool(started.rowcount)
+
     async def append(
         self, response_id: str, owner: str, first_seq: int, events: list[dict[str, Any]]
     ) -> bool:
@@ -211,12 +223,13 @@ class RunStore(ResponseStore):
         return True
 
     async def release(self, response_id: str, owner: str) -> None:
-        """Give a run up (this replica is stopping): another replica takes it over at once."""
+        """Give a run up (this replica is stopping): another replica takes it over at once, and
+        the attempt this replica gave up does not count against the run's attempts."""
         async with transaction(self.engine) as conn:
             await conn.execute(
                 update(responses)
                 .where(responses.c.id == response_id, responses.c.owner == owner)
-                .values(lease_until=0.0)
+                .values(lease_until=0.0, attempt=responses.c.attempt - 1)
             )
 
     async def request_cancel(self, user_id: str, response_id: str) -> StoredResponse | None:

@@ -1,0 +1,141 @@
+"""The agent routes, as named steps: read, admit, open the turn, run, encode.
+
+:class:`AgentEndpoint` is an ASGI app, one per route, over the route's protocol
+(:mod:`agentship.server.protocols`). It reads the body first (within its size and time limits,
+:mod:`.body`), so a client still uploading holds no slot; then it takes a slot, and everything
+after that runs inside one ``try`` whose ``finally`` releases it, whatever is raised and whether
+the answer is a JSON body or a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing, suppress
+from typing import TYPE_CHECKING, Any
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from agentship.server.core.errors import HttpError, classify
+from agentship.server.core.run import AgentRun
+from agentship.server.http.body import ClientGone, read_json
+from agentship.server.protocols.turn import AgentProtocol, Turn
+
+if TYPE_CHECKING:
+    from agentship.server.services import Services
+
+_logger = logging.getLogger("agentship.server")
+
+
+def error_response(error: HttpError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
+
+
+async def _until_disconnect(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class AgentEndpoint:
+    """``POST`` an agent request through ``protocol``."""
+
+    def __init__(self, services: Services, protocol: AgentProtocol) -> None:
+        self.services = services
+        self.protocol = protocol
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            body = await read_json(request, self.services.settings.body_limits)
+            slot = self.services.admission.admit()
+        except ClientGone:
+            _logger.info("client disconnected while sending its request")
+            return
+        except HttpError as error:
+            await error_response(error)(scope, receive, send)
+            return
+        try:
+            response = await self._respond(request, body)
+            if response is not None:
+                await response(scope, receive, send)
+        finally:
+            slot.release()
+
+    def _classify(self, exc: BaseException) -> HttpError:
+        return classify(exc, self.services.settings.retry_after_s)
+
+    async def _respond(self, request: Request, body: dict[str, Any]) -> Response | None:
+        """The answer to send, or None when the client has gone (nothing to send)."""
+        try:
+            turn = await self.protocol.open(body, request)
+        except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
+            return error_response(self._classify(exc))
+        if isinstance(turn, Response):
+            return turn
+        run = AgentRun(
+            self.services.runner,
+            turn.request,
+            self.services.settings.request_timeout_s,
+            turn.response_id,
+            deltas=turn.stream,
+        )
+        if turn.stream:
+            return EventSourceResponse(
+                self._stream(run, turn),
+                sep="\n",
+                ping=15,
+                shutdown_grace_period=self.services.settings.drain_timeout_s,
+            )
+        return await self._complete(request, run, turn)
+
+    async def _complete(self, request: Request, run: AgentRun, turn: Turn) -> Response | None:
+        """Run to the end, unless the client goes away first (then the work is cancelled)."""
+
+        async def drain() -> None:
+            async with aclosing(run.events()) as events:
+                async for event in events:
+                    turn.feed(event)
+
+        work = asyncio.ensure_future(drain())
+        gone = asyncio.ensure_future(_until_disconnect(request))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not work.done():
+                work.cancel()
+                with suppress(asyncio.CancelledError):
+                    await work
+                _logger.info("client disconnected; request cancelled")
+        if work.cancelled():
+            return None
+        if (exc := work.exception()) is not None:
+            error = self._classify(exc)
+            await turn.fail(error)
+            return error_response(error)
+        await turn.finish(run.trace_id)
+        try:
+            return JSONResponse(turn.result())
+        except HttpError as error:
+            return error_response(error)
+
+    async def _stream(self, run: AgentRun, turn: Turn) -> AsyncIterator[dict[str, str]]:
+        for event in turn.opening():
+            yield turn.frame(event)
+        try:
+            async with aclosing(run.events()) as events:
+                async for agent_event in events:
+                    for event in turn.feed(agent_event):
+                        yield turn.frame(event)
+        except Exception as exc:  # noqa: BLE001 - a failure mid-stream ends the stream
+            tail = await turn.fail(self._classify(exc))
+        else:
+            tail = await turn.finish(run.trace_id)
+        for event in tail:
+            yield turn.frame(event)
+        if turn.end_marker:
+            yield {"data": turn.end_marker}

@@ -1,0 +1,228 @@
+"""The A2A routes of ``agentship serve --a2a``, built from the ``a2a-sdk``'s own parts.
+
+* ``GET /.well-known/agent-card.json``: the agent card (:mod:`.card`);
+* ``POST /``: JSON-RPC, protocol 1.0 (``SendMessage``, ``SendStreamingMessage``, ``GetTask``,
+  ``CancelTask``, ``ListTasks``, ``SubscribeToTask``) and, on the same endpoint, 0.3
+  (``message/send``, ``message/stream``, ``tasks/get``, ``tasks/cancel``, …).
+
+The SDK's dispatcher and request handler speak the protocol and keep the tasks; the server
+adds what its other routes have: the body's size and time limits and nesting cap, then a slot
+under ``--max-concurrency`` (429 + ``Retry-After``), a bad message refused before any task
+exists (JSON-RPC -32602, or -32005 for file parts), the request's user by the identity rule
+(:mod:`agentship.server.http.identity`), and the client's disconnect noticed
+(:class:`~.executor.Exchange`), which cancels the run it waits for. Tasks are kept in memory,
+per worker, the most recent :data:`MAX_TASKS` of them, and each is visible only to the user
+that created it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from a2a.server.agent_execution import RequestContext, SimpleRequestContextBuilder
+from a2a.server.context import ServerCallContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.server.routes import DefaultServerCallContextBuilder
+from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
+from a2a.server.tasks import InMemoryTaskStore
+from a2a.types.a2a_pb2 import SendMessageRequest, Task
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from agentship.server.core.errors import HttpError
+from agentship.server.http.body import MAX_DEPTH, ClientGone, read_body, too_deep
+from agentship.server.http.identity import identify
+from agentship.server.protocols.a2a.card import AgentDescription, Skill, agent_card, describe
+from agentship.server.protocols.a2a.events import message_text
+from agentship.server.protocols.a2a.executor import EXCHANGE, Exchange, ServedAgentExecutor
+
+if TYPE_CHECKING:
+    from agentship.server.services import Services
+
+_logger = logging.getLogger("agentship.server")
+
+RPC_PATH = "/"
+MAX_TASKS = 10_000
+"""Tasks kept per worker; the oldest are forgotten first."""
+
+
+def _owner(context: ServerCallContext) -> str:
+    """Whose task it is: the request's user, by the identity rule (anonymous: "")."""
+    exchange = context.state.get(EXCHANGE)
+    return exchange.identity.user if isinstance(exchange, Exchange) else ""
+
+
+class RecentTasks(InMemoryTaskStore):
+    """The SDK's in-memory task store, bounded: beyond ``limit`` tasks the oldest goes."""
+
+    def __init__(self, limit: int = MAX_TASKS) -> None:
+        super().__init__(owner_resolver=_owner)
+        self._limit = limit
+        self._order: OrderedDict[str, ServerCallContext] = OrderedDict()
+
+    async def save(self, task: Task, context: ServerCallContext) -> None:
+        await super().save(task, context)
+        if task.id not in self._order:
+            self._order[task.id] = context
+            while len(self._order) > self._limit:
+                oldest, owner = self._order.popitem(last=False)
+                await super().delete(oldest, owner)
+
+
+class _CallContexts(DefaultServerCallContextBuilder):
+    """The SDK's call context, carrying the request's :class:`Exchange` to the executor."""
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        context.state[EXCHANGE] = request.scope.get(EXCHANGE)
+        return context
+
+
+class _CheckedRequests(SimpleRequestContextBuilder):
+    """Refuses a message the agent cannot read before the SDK creates a task for it."""
+
+    async def build(
+        self,
+        context: ServerCallContext,
+        params: SendMessageRequest | None = None,
+        task_id: str | None = None,
+        context_id: str | None = None,
+        task: Task | None = None,
+    ) -> RequestContext:
+        if params is not None:
+            message_text(params.message)  # raises the JSON-RPC error
+        return await super().build(context, params, task_id, context_id, task)
+
+
+def rpc_error(error: HttpError, rpc_code: int) -> JSONResponse:
+    """A refusal before the request was read: its HTTP status, and a JSON-RPC error body."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": rpc_code, "message": error.message, "data": {"code": error.code}},
+    }
+    return JSONResponse(body, status_code=error.status, headers=error.headers or None)
+
+
+class _Endpoint:
+    """``POST /``: read the body within limits, admit, hand it to the SDK's dispatcher."""
+
+    def __init__(self, services: Services, dispatcher: JsonRpcDispatcher) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read the body (no slot is held while a client uploads), then admit, then dispatch."""
+        try:
+            body = await read_body(Request(scope, receive), self.services.settings.body_limits)
+            if (depth := too_deep(body)) is not None:
+                message = (
+                    f"the request body nests arrays or objects {depth} levels deep; the limit is {MAX_DEPTH}"
+                )
+                raise HttpError(400, "invalid_request_error", message, "too_deep")
+            identity = identify(scope)
+            exchange = Exchange(self.services.admission.admit(), identity)
+        except ClientGone:
+            return
+        except HttpError as error:
+            code = -32700 if error.code == "too_deep" else -32000 if error.status == 429 else -32600
+            await rpc_error(error, code)(scope, receive, send)
+            return
+        try:
+            await self._serve({**scope, EXCHANGE: exchange}, receive, send, exchange, body)
+        finally:
+            exchange.release()
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, body: bytes
+    ) -> None:
+        watcher = asyncio.create_task(_watch(receive, exchange.gone), name="agentship-a2a-watch")
+        replay = _replay(body, exchange.gone)
+        try:
+            response = await self.dispatcher.handle_requests(Request(scope, replay))
+            await response(scope, replay, send)
+        finally:
+            watcher.cancel()
+
+
+async def _watch(receive: Receive, gone: asyncio.Event) -> None:
+    """Read the connection after the body: a disconnect sets ``gone``."""
+    with suppress(asyncio.CancelledError):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+
+def _replay(body: bytes, gone: asyncio.Event) -> Callable[[], Awaitable[Message]]:
+    """A ``receive`` giving the body already read, then the disconnect when it happens."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class _Card:
+    """``GET /.well-known/agent-card.json``, for the URL the client reached (or ``--a2a-url``)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._agent: AgentDescription | None = None
+
+    async def serve(self, request: Request) -> Response:
+        if self._agent is None:
+            runner = self.services.runner
+            self._agent = await asyncio.to_thread(describe, runner.model_config(), runner.model_uri)
+        url = self.services.settings.a2a_url or str(request.base_url)
+        return JSONResponse(agent_card_to_dict(agent_card(self._agent, url)))
+
+
+_CAPABILITIES = agent_card(AgentDescription("agent", "agent", [Skill("chat", "chat")]), RPC_PATH)
+"""What the request handler checks (streaming); clients get the model's card from :class:`_Card`."""
+
+
+class A2AService:
+    """The A2A side of the server: the SDK's request handler over the served model, its routes,
+    and what closes it at shutdown."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.handler = DefaultRequestHandler(
+            agent_executor=ServedAgentExecutor(services),
+            task_store=RecentTasks(),
+            agent_card=_CAPABILITIES,
+            request_context_builder=_CheckedRequests(),
+        )
+        self.dispatcher = JsonRpcDispatcher(
+            self.handler,
+            context_builder=_CallContexts(),
+            enable_v0_3_compat=True,
+            shutdown_grace_period=services.settings.drain_timeout_s,
+        )
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(AGENT_CARD_WELL_KNOWN_PATH, _Card(self.services).serve, methods=["GET"]),
+            Route(RPC_PATH, _Endpoint(self.services, self.dispatcher), methods=["POST"]),
+        ]
+
+    async def aclose(self) -> None:
+        await self.handler.aclose()
+
+
+__all__ = ["A2AService"]

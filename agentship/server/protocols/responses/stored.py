@@ -1,0 +1,126 @@
+"""Stored responses on ``/responses``: what a request continues from, and what it leaves behind.
+
+* :meth:`StoredResponses.prepare` turns a checked body into the agent's whole input: the
+  stored context of ``previous_response_id`` (its history and output), then the request's own
+  items, ``item_reference`` items replaced by the stored items they name. All of it is scoped to
+  the request's user.
+* :class:`Recorder` stores the response when it ends, before the client sees the end, so the
+  next turn can continue from it on any replica.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+from openai.types.responses import Response
+
+from agentship.events import AgentEvent, ItemDone
+from agentship.server.core.errors import HttpError
+from agentship.server.protocols.responses.events import wire
+from agentship.server.protocols.responses.items import agent_items
+from agentship.server.protocols.responses.request import (
+    Checked,
+    conversation_id,
+    input_items,
+    references,
+    substitute,
+)
+from agentship.state import StateStore, StoredResponse, trim_history
+from agentship.state.records import as_input_item
+
+
+def not_found(response_id: str) -> HttpError:
+    return HttpError(
+        404, "invalid_request_error", f"Response with id {response_id!r} not found.", param="response_id"
+    )
+
+
+@dataclass
+class Prepared:
+    """A request's input, resolved against the store."""
+
+    history: list[dict[str, Any]]
+    """What the agent sees: the earlier context, then this request's items (agent format)."""
+    input: list[dict[str, Any]]
+    """This request's own items as the client sent them (references resolved), with ids."""
+
+
+def _listed(item: dict[str, Any]) -> dict[str, Any]:
+    """An input item as ``GET …/input_items`` lists it: with an id, a message with typed parts."""
+    item = item if item.get("id") else {**item, "id": f"msg_{uuid4().hex[:24]}"}
+    if item.get("type", "message") != "message":
+        return item
+    part = "output_text" if item.get("role") == "assistant" else "input_text"
+    content = item.get("content")
+    if isinstance(content, str):
+        content = [{"type": part, "text": content}]
+    return {**item, "type": "message", "status": item.get("status") or "completed", "content": content}
+
+
+def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_listed(item) for item in items]
+
+
+class StoredResponses:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    async def prepare(self, checked: Checked, user_id: str) -> Prepared:
+        parsed = checked.body
+        items = input_items(parsed)
+        wanted = references(items)
+        if wanted:
+            items = substitute(items, await self.store.responses.items(user_id, wanted))
+        context: list[dict[str, Any]] = []
+        if parsed.previous_response_id:
+            previous = await self.store.responses.get(user_id, parsed.previous_response_id)
+            if previous is None:
+                raise HttpError(
+                    400,
+                    "invalid_request_error",
+                    f"Previous response with id {parsed.previous_response_id!r} not found.",
+                    param="previous_response_id",
+                )
+            context = previous.context()
+        history = trim_history([*context, *agent_items(items)], self.store.settings.max_items)
+        return Prepared(history, _with_ids(items))
+
+    def recorder(self, checked: Checked, user_id: str, prepared: Prepared, response_id: str) -> Recorder:
+        parsed = checked.body
+        record = self.store.responses.new_record(
+            id=response_id,
+            user_id=user_id,
+            status="in_progress",
+            request=parsed.model_dump(exclude_none=True),
+            input=prepared.input,
+            history=prepared.history,
+            conversation_id=conversation_id(parsed),
+            previous_response_id=parsed.previous_response_id,
+            background=parsed.background,
+        )
+        return Recorder(self.store, record)
+
+
+@dataclass
+class Recorder:
+    """Stores one response when it ends."""
+
+    store: StateStore
+    record: StoredResponse
+    output: list[dict[str, Any]] = field(default_factory=list)
+
+    def feed(self, event: AgentEvent) -> None:
+        if isinstance(event, ItemDone):
+            self.output.append(as_input_item(event.item))
+
+    def keep(self, final: Response) -> StoredResponse:
+        """The record with the response's end (status, the response object, the agent's output)."""
+        self.record.status = final.status or "completed"
+        self.record.response = wire(final)
+        self.record.output = self.output
+        return self.record
+
+    async def save(self, final: Response) -> None:
+        await self.store.responses.save(self.keep(final))
