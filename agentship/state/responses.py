@@ -54,12 +54,15 @@ class ResponseStore:
         now = self.clock()
         return StoredResponse(**fields, created_at=now, expires_at=now + self.settings.ttl_s)
 
-    async def save(self, rec: StoredResponse) -> None:
-        """Insert or replace ``rec`` with its output items."""
+    async def save(self, rec: StoredResponse, events: list[dict[str, Any]] | None = None) -> None:
+        """Insert or replace ``rec`` with its output items, and (a background run's first) events."""
         async with transaction(self.engine) as conn:
             await conn.execute(delete(responses).where(responses.c.id == rec.id))
             await conn.execute(insert(responses).values(**_values(rec, self.clock())))
             await self._write_items(conn, rec)
+            if events:
+                rows = [{"response_id": rec.id, "seq": int(e["sequence_number"]), "event": e} for e in events]
+                await conn.execute(insert(response_events), rows)
 
     @staticmethod
     async def _write_items(conn: AsyncConnection, rec: StoredResponse) -> None:

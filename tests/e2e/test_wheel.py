@@ -1,6 +1,7 @@
-"""``pip install agentship`` from a built wheel, in a fresh venv outside the repository: the
-``agentship`` command logs, registers and serves, the example configs come with it, and
-``import agents`` is still the OpenAI Agents SDK. Nothing of the checkout is on the path."""
+"""``pip install agentship-mlflow`` from a built wheel, in a fresh venv outside the repository:
+the ``agentship`` command logs, registers and serves, the example configs come with it,
+``import agents`` is still the OpenAI Agents SDK, and the wheel claims no generic top-level name
+(``serving`` is the checkout's entry only). Nothing of the checkout is on the path."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         check=False,
     )
     assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = dist.glob("agentship-*.whl")
+    (wheel,) = dist.glob("agentship_mlflow-*.whl")
     venv = tmp_path_factory.mktemp("user-venv")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
     pip = subprocess.run(
@@ -107,18 +108,20 @@ def test_the_wheel_ships_the_package_its_configs_and_model_code_but_no_agents_pa
         "agentship/model_code/openai_agents_agent.py",
         "agentship/model_code/llama_stack_agent.py",
         "agentship/state/migrations/versions/0001_initial.py",
-        "serving/__main__.py",
+        "agentship/server/__main__.py",
+        "agentship/client/__main__.py",
     ):
         assert shipped in names
-    assert not [n for n in names if n.split("/")[0] in ("agents", "tests", "configs", "logging_scripts")]
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"agentship"}
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "agentship = agentship.cli:main" in zipfile.ZipFile(installed.wheel).read(entry_points).decode()
 
 
 def test_import_agents_is_the_sdk_and_nothing_comes_from_the_checkout(installed: Installed) -> None:
     probe = installed.run(
-        "python", "-c", "import agents, agentship, serving; print(agents.Runner.__module__);"
-        "print(agents.__file__); print(agentship.__file__); print(serving.__file__)",
+        "python", "-c", "import agents, agentship, agentship.server; print(agents.Runner.__module__);"
+        "print(agents.__file__); print(agentship.__file__); print(agentship.server.__file__)",
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr
     runner_module, *files = probe.stdout.split()
@@ -231,8 +234,12 @@ def test_an_incompatible_version_is_refused_at_startup(
         _serve(installed, str(model), scripted, log_dir, "wheel-incompatible")
 
 
-def test_evaluate_and_python_m_serving_are_there_too(installed: Installed) -> None:
+def test_evaluate_client_and_python_m_agentship_server_are_there_too(installed: Installed) -> None:
     assert installed.run("agentship", "evaluate", "--help").returncode == 0
-    assert installed.run("python", "-m", "serving", "--help").returncode == 0
+    assert installed.run("agentship", "client", "--help").returncode == 0
+    assert installed.run("python", "-m", "agentship.server", "--help").returncode == 0
+    assert installed.run("python", "-m", "agentship.client", "--help").returncode == 0
+    no_serving = installed.run("python", "-c", "import serving")
+    assert no_serving.returncode == 1 and "No module named 'serving'" in no_serving.stderr
     bad = installed.run("agentship", "nonsense")
     assert bad.returncode == 2 and "usage: agentship" in bad.stderr

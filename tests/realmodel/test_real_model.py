@@ -18,9 +18,9 @@ from mlflow import MlflowClient
 from mlflow.entities import SpanType, Trace
 from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
 
+from agentship.client import ServedAgent, answer_text
 from agentship.testing.processes import ServerProcess, start_mlflow_serve
 from agentship.testing.real_model import MODEL_ALIAS
-from serving.client import ServedAgent, answer_text
 from tests.e2e.helpers import download_model, wait_for_traces
 from tests.serving.test_server import sse_events
 

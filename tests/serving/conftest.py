@@ -29,7 +29,12 @@ def start_serving(serving_model_uri: str, log_dir: Path) -> Iterator[Callable[..
     started: list[ServerProcess] = []
 
     def start(
-        backend_url: str, *args: str, name: str = "serving", experiment: str = TRACE_EXPERIMENT
+        backend_url: str,
+        *args: str,
+        name: str = "serving",
+        experiment: str = TRACE_EXPERIMENT,
+        model: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> ServerProcess:
         port = free_port()
         command = [
@@ -37,16 +42,24 @@ def start_serving(serving_model_uri: str, log_dir: Path) -> Iterator[Callable[..
             "-m",
             "serving",
             "-m",
-            serving_model_uri,
+            model or serving_model_uri,
             "-p",
             str(port),
             "-h",
             "127.0.0.1",
             *args,
         ]
-        env = venv_env({"OPENAI_BASE_URL": backend_url, "MLFLOW_EXPERIMENT_NAME": experiment})
+        environ = venv_env(
+            {"OPENAI_BASE_URL": backend_url, "MLFLOW_EXPERIMENT_NAME": experiment, **(env or {})}
+        )
         server = start_server(
-            f"{name}-{port}", command, port=port, log_dir=log_dir, env=env, health_path="/ready", timeout=120
+            f"{name}-{port}",
+            command,
+            port=port,
+            log_dir=log_dir,
+            env=environ,
+            health_path="/ready",
+            timeout=120,
         )
         started.append(server)
         return server

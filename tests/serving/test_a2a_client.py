@@ -16,9 +16,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run, Trace
 
+from agentship.client.a2a import A2AAgent, A2ATaskError
+from agentship.client.exchange_log import ExchangeLogger
 from agentship.testing.processes import ServerProcess, free_port, venv_env
-from serving._a2a_client import A2AAgent, A2ATaskError
-from serving._exchange_log import ExchangeLogger
 from tests.serving.a2a_standin import StandIn, kagent_standin
 from tests.serving.test_client import CLIENT, run_client
 

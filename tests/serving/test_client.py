@@ -13,8 +13,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from agentship.client import ServedAgent
 from agentship.testing.processes import ServerProcess, free_port, venv_env
-from serving.client import ServedAgent
 from tests.e2e.helpers import REPO
 
 pytestmark = pytest.mark.e2e

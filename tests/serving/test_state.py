@@ -250,6 +250,39 @@ def test_a_background_run_whose_replica_dies_completes_on_another(cluster: Clust
     assert numbers == sorted(set(numbers))
 
 
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_a_follower_of_a_run_taken_over_gets_the_whole_stream(cluster: Cluster) -> None:
+    """openai-python's ``responses.stream(response_id=…)`` against the replica that took the run
+    over: it reads the stream from ``response.created`` (kept in the store by the replica that
+    died), through the restart, to the end."""
+    queued = client(cluster.a).responses.create(
+        model=MODEL, input="followed job [[latency=4 chunks=8]]", background=True
+    )
+    _wait_for(
+        lambda: (
+            httpx.get(f"{cluster.a.url}/responses/{queued.id}", timeout=10).json()["status"] == "in_progress"
+        ),
+        "the run never started on replica a",
+    )
+    os.killpg(cluster.a.process.pid, signal.SIGKILL)
+    cluster.a.process.wait(timeout=10)
+    survivor = cluster.b if cluster.b is not cluster.a else cluster.start()
+    _wait_for(
+        lambda: f"{queued.id}: taken over (attempt 2)" in survivor.log_text(), "no replica took it over", 90
+    )
+    with client(survivor).responses.stream(response_id=queued.id) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert final.status == "completed" and final.output[-1].content[0].text == "You said: followed job"
+
+
 def test_turns_of_one_conversation_run_one_at_a_time_across_replicas(cluster: Cluster) -> None:
     mark = marker()
     conversation = {"conversation_id": f"busy-{mark}"}

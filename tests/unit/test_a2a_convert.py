@@ -11,11 +11,11 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 from mlflow.types.responses import create_function_call_item, create_function_call_output_item
 
+from agentship.client.a2a import fold, task_answer, task_usage, tool_activity
 from agentship.events import Completed, ItemDone, ReasoningDelta, TextDelta
-from serving._a2a_card import agent_card, describe
-from serving._a2a_client import fold, task_answer, task_usage, tool_activity
-from serving._a2a_events import TaskEncoder, agent_request
-from serving._errors import HttpError
+from agentship.server.core.errors import HttpError
+from agentship.server.protocols.a2a.card import agent_card, describe
+from agentship.server.protocols.a2a.events import TaskEncoder, agent_request
 
 
 def message(*parts: Part) -> Message:

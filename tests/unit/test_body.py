@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from serving._body import MAX_DEPTH, nesting_depth, parse_json, too_deep
-from serving._errors import HttpError
+from agentship.server.core.errors import HttpError
+from agentship.server.http.body import MAX_DEPTH, nesting_depth, parse_json, too_deep
 
 
 def reference_depth(value: object) -> int:

@@ -68,7 +68,7 @@ def test_deployment_probes_resources_and_secrets() -> None:
         "AGENTSHIP_STATE_URL",
     ]
     assert all("value" not in e for e in secret_env)
-    assert container["args"][:3] == ["python", "-m", "serving"]
+    assert container["args"][:2] == ["agentship", "serve"]
     # Drain: preStop first, then the server's graceful shutdown, all within the grace period.
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
@@ -88,8 +88,8 @@ def test_service_and_autoscaler_point_at_the_deployment() -> None:
 def test_dockerfile_installs_the_wheel_and_takes_no_secret_as_a_build_arg() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     assert "mlflow artifacts download" in text
-    assert 'CMD ["python", "-m", "serving", "-m", "/opt/model"' in text
-    assert "pip wheel --no-deps" in text and '"$(ls /dist/agentship-*.whl)[a2a,otlp]"' in text
+    assert 'CMD ["agentship", "serve", "-m", "/opt/model"' in text
+    assert "pip wheel --no-deps" in text and '"$(ls /dist/agentship_mlflow-*.whl)[a2a,otlp]"' in text
     final = text.split("\nFROM ")[-1]  # the image's own stage: the wheel, not the source tree
     assert not re.search(r"^COPY (agentship|serving|\.)", final, re.MULTILINE)
     assert "--mount=type=secret,id=mlflow_tracking_uri" in text
@@ -165,7 +165,7 @@ def test_the_inference_service_runs_the_same_server_as_the_deployment() -> None:
     (container,) = service["spec"]["predictor"]["containers"]
     (original,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["name"] == "kserve-container" and container["ports"][0]["containerPort"] == 8080
-    assert container["args"][:5] == original["args"][:5] and container["args"][6] == "8080"
+    assert container["args"][:4] == original["args"][:4] and container["args"][5] == "8080"
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert [e["name"] for e in container["env"]] == [e["name"] for e in original["env"]]
@@ -183,7 +183,7 @@ def test_the_rayservice_deploys_the_serve_config() -> None:
     assert cluster["rayVersion"] and cluster["headGroupSpec"]["template"]["spec"]["containers"]
     for config in ("serve.yaml", "serve-autoscaling.yaml"):
         (app,) = yaml.safe_load((DEPLOY / "ray" / config).read_text())["applications"]
-        assert app["import_path"] == "serving.ray_serve:build_app"
+        assert app["import_path"] == "agentship.server.integrations.ray:build_app"
         (deployment,) = app["deployments"]
         assert deployment["name"] == "AgentServer" and deployment["max_ongoing_requests"] >= 64
 

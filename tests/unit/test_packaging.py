@@ -53,4 +53,5 @@ def test_the_wheel_declares_the_command_the_configs_and_the_extras() -> None:
     assert pyproject["project"]["scripts"] == {"agentship": "agentship.cli:main"}
     assert "configs/*.yaml" in pyproject["tool"]["setuptools"]["package-data"]["agentship"]
     assert {"a2a", "otlp", "ray"} <= set(pyproject["project"]["optional-dependencies"])
-    assert pyproject["tool"]["setuptools"]["packages"]["find"]["include"] == ["agentship*", "serving*"]
+    assert pyproject["tool"]["setuptools"]["packages"]["find"]["include"] == ["agentship*"]
+    assert pyproject["project"]["name"] == "agentship-mlflow"  # "agentship" on PyPI is another project

@@ -9,9 +9,9 @@ from starlette.routing import Route
 
 from agentship.compat import check_model_version
 from agentship.errors import ConfigError
-from serving import _otlp
-from serving._auth import ApiKeys, KeysError, parse_entries
-from serving._metrics import route_of
+from agentship.server.http.auth import ApiKeys, KeysError, parse_entries
+from agentship.server.observability import otlp as _otlp
+from agentship.server.observability.metrics import route_of
 
 
 @pytest.mark.parametrize(

@@ -117,8 +117,9 @@ class BackgroundRuns:
         rec.status, rec.owner, rec.attempt = "queued", self.store.owner, 1
         rec.lease_until = self.store.responses.clock() + self.lease_s
         rec.response = wire(turn.live.stream.snapshot("queued"))
-        await self.store.responses.save(rec)
-        self.launch(rec, turn, turn.opening())
+        opening = turn.opening()
+        await self.store.responses.save(rec, events=opening)  # a follower always finds the start
+        self.launch(rec, turn, opening, durable=True)
         if turn.stream:
             return EventSourceResponse(self._framed(self.follow(rec.id, -1)), sep="\n", ping=15)
         return JSONResponse(rec.response)
@@ -127,16 +128,23 @@ class BackgroundRuns:
         async for event in events:
             yield frame(event)
 
-    def launch(self, rec: StoredResponse, turn: ResponsesTurn, opening: list[Event]) -> None:
+    def launch(
+        self, rec: StoredResponse, turn: ResponsesTurn, opening: list[Event], durable: bool = False
+    ) -> None:
+        """Run ``rec`` here, its stream opened by ``opening`` (already written, if ``durable``)."""
         run = self._runs[rec.id] = _Run(turn, LiveEvents(int(opening[0]["sequence_number"])))
-        run.task = asyncio.create_task(self._execute(rec, run, opening), name="agentship-background")
+        run.task = asyncio.create_task(self._execute(rec, run, opening, durable), name="agentship-background")
 
     # -- run ----------------------------------------------------------------------------------------------
-    async def _execute(self, rec: StoredResponse, run: _Run, opening: list[Event]) -> None:
-        writer = EventWriter(self.store, rec.id, run.live.first_seq, give_up_after_s=self.lease_s)
+    async def _execute(self, rec: StoredResponse, run: _Run, opening: list[Event], durable: bool) -> None:
+        next_seq = int(opening[-1]["sequence_number"]) + 1 if durable else run.live.first_seq
+        writer = EventWriter(self.store, rec.id, next_seq, give_up_after_s=self.lease_s)
         heart = asyncio.create_task(self._heartbeat(rec.id, run), name="agentship-heartbeat")
         try:
-            await self._publish(run, writer, opening)
+            if durable:
+                await run.live.add(opening, writer.next_seq)
+            else:
+                await self._publish(run, writer, opening)
             if await self.store.responses.start(rec.id, self.store.owner):
                 await self._publish(run, writer, [run.turn.live.stream.running()])
             status, fields = await self._drive(rec, run, writer)
