@@ -159,6 +159,7 @@ def _a2a(services: Services) -> A2AService:
 async def running(settings: ServerSettings, runner: ModelRunner | None = None) -> AsyncIterator[Services]:
     """The server's services, from its start to its stop."""
     started = time.monotonic()
+    admission = Admission(settings.max_concurrency, settings.retry_after_s)
     async with AsyncExitStack() as stack:
         stack.callback(metrics.worker_exited)
         _resolve_experiment_once()
@@ -166,7 +167,7 @@ async def running(settings: ServerSettings, runner: ModelRunner | None = None) -
         if runner is None:
             runner = await _load(settings, started)
         stack.push_async_callback(asyncio.to_thread, runner.close)
-        services = Services(settings, runner, Admission(settings.max_concurrency, settings.retry_after_s))
+        services = Services(settings, runner, admission)
         services.started, services.traces = started, traces
         await _open_state(services, stack)
         if settings.a2a:
@@ -177,4 +178,4 @@ async def running(settings: ServerSettings, runner: ModelRunner | None = None) -
         gc.collect()
         gc.freeze()
         yield services
-        _logger.warning("stopping: %d requests in flight", services.admission.in_flight)
+    _logger.warning("stopped: %d requests in flight, model closed, traces flushed", admission.in_flight)

@@ -17,15 +17,28 @@ from agentship.state.settings import StateSettings
 _logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_POOL_WAIT_S = 60.0
+"""How long a transaction waits for the SQLite engine's one connection before it fails."""
 
 
 def create_engine(settings: StateSettings) -> AsyncEngine:
     """An engine for the current event loop (asyncpg connections belong to the loop that made them)."""
     if settings.is_sqlite:
-        engine = create_async_engine(settings.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # SQLite has one writer at a time, and every transaction here takes the write lock (see
+        # _begin): one connection per engine queues this process's transactions fairly, in the
+        # pool, instead of leaving them to race in SQLite's busy handler, where a burst of a few
+        # hundred conversations starved some of them past the busy timeout.
+        engine = create_async_engine(
+            settings.url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=SQLITE_POOL_WAIT_S,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection: Any, _: Any) -> None:
+            dbapi_connection.isolation_level = None  # the driver's own BEGIN off: see _begin
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -34,6 +47,14 @@ def create_engine(settings: StateSettings) -> AsyncEngine:
                 cursor.execute("PRAGMA foreign_keys = ON")
             finally:
                 cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(connection: Any) -> None:
+            # Every transaction takes the write lock when it begins. A deferred one that reads,
+            # then writes, fails at once with "database is locked" when another process wrote
+            # in between (WAL cannot upgrade a stale read snapshot); the busy timeout never
+            # applies to it. IMMEDIATE waits its turn instead.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(

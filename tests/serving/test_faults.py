@@ -276,7 +276,12 @@ def test_the_timeout_reaches_the_backend_while_the_client_reads_nothing(
             time.sleep(0.2)
         events = [json.loads(line[5:]) for line in reply.iter_lines() if line.startswith("data:")]
     assert events[-1]["type"] == "response.failed"
-    assert events[-1]["response"]["error"]["code"] == "timeout"
+    assert events[-1]["response"]["error"] == {
+        "code": "server_error",
+        "message": "the request did not finish within the server's timeout",
+        "type": "timeout",
+        "param": None,
+    }
 
 
 def test_sigterm_lets_open_streams_finish(

@@ -95,9 +95,11 @@ def test_a_failure_mid_stream_ends_with_response_failed(serving: ServerProcess) 
     last = events[-1]
     assert last["type"] == "response.failed" and "error" not in last  # no top-level error key
     assert last["response"]["status"] == "failed"
-    assert last["response"]["error"] == {  # the spec's code; the specific one is in the log
+    assert last["response"]["error"] == {  # the spec's code, the specific one as the original type
         "code": "server_error",
         "message": "the model backend sent a malformed response",
+        "type": "upstream_error",
+        "param": None,
     }
 
 

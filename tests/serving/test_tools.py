@@ -420,7 +420,14 @@ def test_a_tripped_guardrail_is_a_400_naming_it_everywhere(
         "POST", f"{guarded['serving'].url}/responses", json={"input": question, "stream": True}, timeout=60
     ) as reply:
         last = [json.loads(line[5:]) for line in reply.iter_lines() if line.startswith("data:")][-1]
-    assert last["type"] == "response.failed" and last["response"]["error"]["code"] == f"{kind}_guardrail"
+    assert last["type"] == "response.failed"
+    assert last["response"]["error"] == {  # the spec's code, the specific one as the original type
+        "code": "invalid_prompt",
+        "message": last["response"]["error"]["message"],
+        "type": f"{kind}_guardrail",
+        "param": name,
+    }
+    assert f"the {kind} guardrail '{name}' tripped" in last["response"]["error"]["message"]
     stock = httpx.post(
         f"{guarded['mlflow'].url}/invocations",
         json={"input": [{"role": "user", "content": question}]},

@@ -44,7 +44,7 @@ from agentship.errors import (
     StateError,
 )
 
-_logger = logging.getLogger("serving")
+_logger = logging.getLogger("agentship.server")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from agentship.server.core.runner import ModelRunner
 from agentship.server.observability import metrics as _metrics
 from agentship.tracing import tag_conversation
 
-_logger = logging.getLogger("serving")
+_logger = logging.getLogger("agentship.server")
 
 _ITEM, _ERROR, _DONE = "item", "error", "done"
 

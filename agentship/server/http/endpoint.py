@@ -9,10 +9,9 @@ the answer is a JSON body or a stream.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing, suppress
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from sse_starlette.sse import EventSourceResponse
@@ -21,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from agentship.server.core.errors import HttpError, classify
+from agentship.server.core.race import Stopped, unless
 from agentship.server.core.run import AgentRun
 from agentship.server.http.body import ClientGone, read_json
 from agentship.server.protocols.turn import AgentProtocol, Turn
@@ -100,20 +100,12 @@ class AgentEndpoint:
                 async for event in events:
                     turn.feed(event)
 
-        work = asyncio.ensure_future(drain())
-        gone = asyncio.ensure_future(_until_disconnect(request))
         try:
-            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            if not work.done():
-                work.cancel()
-                with suppress(asyncio.CancelledError):
-                    await work
-                _logger.info("client disconnected; request cancelled")
-        if work.cancelled():
+            await unless(drain(), _until_disconnect(request))
+        except Stopped:
+            _logger.info("client disconnected; request cancelled")
             return None
-        if (exc := work.exception()) is not None:
+        except Exception as exc:  # noqa: BLE001 - the run's failure is the answer
             error = self._classify(exc)
             await turn.fail(error)
             return error_response(error)

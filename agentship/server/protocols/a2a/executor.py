@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from contextlib import aclosing, suppress
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from a2a.server.events import EventQueue
 
 from agentship.server.core.admission import Slot
 from agentship.server.core.errors import classify
+from agentship.server.core.race import Stopped, unless
 from agentship.server.core.run import AgentRun
 from agentship.server.http.identity import Identity
 from agentship.server.protocols.a2a.events import TaskEncoder, agent_request
@@ -70,22 +71,13 @@ def user_of(context: RequestContext) -> str | None:
 
 async def _unless_gone(work: Awaitable[None], gone: asyncio.Event | None) -> bool:
     """Await ``work``; False if ``gone`` is set first (then ``work`` is cancelled and awaited)."""
-    task = asyncio.ensure_future(work)
     if gone is None:
-        await task
+        await work
         return True
-    waiter = asyncio.ensure_future(gone.wait())
     try:
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-        if not task.done():
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
+        await unless(work, gone.wait())
+    except Stopped:
         return False
-    task.result()  # raises the run's error
     return True
 
 

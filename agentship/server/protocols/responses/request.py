@@ -113,9 +113,11 @@ def _tool(index: int, raw: dict[str, Any]) -> Tool:
 
 
 _CHOICE: pydantic.TypeAdapter[ToolChoice] = pydantic.TypeAdapter(ToolChoice)
+_REASONING: pydantic.TypeAdapter[Reasoning] = pydantic.TypeAdapter(Reasoning)
+_TEXT: pydantic.TypeAdapter[ResponseTextConfig] = pydantic.TypeAdapter(ResponseTextConfig)
 
 
-def _typed(value: dict[str, Any] | str | None, adapter: Any, name: str) -> Any:
+def _typed[T](value: dict[str, Any] | str | None, adapter: pydantic.TypeAdapter[T], name: str) -> T | None:
     if value is None:
         return None
     try:
@@ -151,8 +153,8 @@ def parse_body(body: dict[str, Any]) -> Checked:
         parsed,
         [_tool(i, t) for i, t in enumerate(parsed.tools or [])],
         _typed(parsed.tool_choice, _CHOICE, "tool_choice"),
-        _typed(parsed.reasoning, Reasoning, "reasoning"),
-        _typed(parsed.text, ResponseTextConfig, "text"),
+        _typed(parsed.reasoning, _REASONING, "reasoning"),
+        _typed(parsed.text, _TEXT, "text"),
     )
 
 

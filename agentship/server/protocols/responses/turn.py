@@ -47,7 +47,18 @@ def spec_code(error: HttpError) -> str:
 
 
 def response_error(error: HttpError) -> ResponseError:
-    return ResponseError(code=spec_code(error), message=error.message)  # type: ignore[arg-type]
+    """An error as a response object carries it: the spec's code, and the specific one (the HTTP
+    answer's ``code``: ``upstream_timeout``, ``input_guardrail``, …) as its original ``type``."""
+    return ResponseError(
+        code=spec_code(error),  # type: ignore[arg-type]
+        message=error.message,
+        type=error.code or error.type,
+        param=error.param,
+    )
+
+
+def cancelled_error() -> ResponseError:
+    return ResponseError(code="server_error", message="the response was cancelled", type="cancelled")
 
 
 def new_response(checked: Checked, model: str, response_id: str | None = None) -> Response:
@@ -145,8 +156,7 @@ class ResponsesTurn:
         return await self._end("failed", error=response_error(error))
 
     async def cancelled(self) -> list[Event]:
-        error = ResponseError(code="server_error", message="the response was cancelled")
-        return await self._end("cancelled", error=error)
+        return await self._end("cancelled", error=cancelled_error())
 
     async def _end(self, status: Status, **fields: Any) -> list[Event]:
         stream = self.live.stream

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from openai.types.responses import ResponseError
 from sse_starlette.sse import EventSourceResponse
 from starlette.responses import JSONResponse, Response
 
@@ -37,7 +36,7 @@ from agentship.server.protocols.responses import items
 from agentship.server.protocols.responses.background.follow import LiveEvents, follow
 from agentship.server.protocols.responses.background.writer import EventWriter, LeaseLostError
 from agentship.server.protocols.responses.events import Event, Status, frame, wire
-from agentship.server.protocols.responses.turn import ResponsesTurn, response_error
+from agentship.server.protocols.responses.turn import ResponsesTurn, cancelled_error, response_error
 from agentship.state import StateStore, StoredResponse
 
 _logger = logging.getLogger("agentship.server")
@@ -178,9 +177,7 @@ class BackgroundRuns:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()  # the client's cancel is the run's outcome, not this task's end
-            return "cancelled", {
-                "error": ResponseError(code="server_error", message="the response was cancelled")
-            }
+            return "cancelled", {"error": cancelled_error()}
         except LeaseLostError:
             raise
         except Exception as exc:  # noqa: BLE001 - the failure is the run's outcome

@@ -27,7 +27,12 @@ from agentship.server.protocols.responses.items import agent_items
 from agentship.server.protocols.responses.live import LiveResponse
 from agentship.server.protocols.responses.request import parse_body
 from agentship.server.protocols.responses.stored import Recorder
-from agentship.server.protocols.responses.turn import ResponsesTurn, agent_input, client_tools
+from agentship.server.protocols.responses.turn import (
+    ResponsesTurn,
+    agent_input,
+    cancelled_error,
+    client_tools,
+)
 from agentship.state import StoredResponse
 from agentship.state.records import as_input_item
 
@@ -141,7 +146,7 @@ async def _cancel(
     runs: BackgroundRuns, rec: StoredResponse, turn: ResponsesTurn, opening: list[Event]
 ) -> None:
     """A run cancelled while no replica ran it: its restart marker, then its end."""
-    error = ResponseError(code="server_error", message="the response was cancelled")
+    error = cancelled_error()
     closing, final = turn.live.stream.finish("cancelled", error=error)
     tail = [*opening, *closing, turn.live.stream.ended(final)]
     assert turn.recorder is not None

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from agentship.errors import StateError
+from agentship.server.core.race import Stopped, unless
 from agentship.state import StateStore
 
 _logger = logging.getLogger("agentship.server")
@@ -83,15 +84,10 @@ class EventWriter:
 
     async def drain(self) -> None:
         """Until every event put so far is written; :class:`LeaseLostError` if it cannot be."""
-        waiter = asyncio.ensure_future(self._queue.join())
-        lost = asyncio.ensure_future(self.lost.wait())
         try:
-            await asyncio.wait({waiter, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            lost.cancel()
-        if self.lost.is_set():
-            raise LeaseLostError("the run's events can no longer be written")
+            await unless(self._queue.join(), self.lost.wait())
+        except Stopped as exc:
+            raise LeaseLostError("the run's events can no longer be written") from exc
 
     def close(self) -> None:
         self._task.cancel()
