@@ -36,20 +36,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         type=float,
         help="seconds per request (default 300)",
     )
-    parser.add_argument("--max-concurrency", type=int, help="requests in flight per worker (default 256)")
-    parser.add_argument(
-        "--max-background-runs", type=int, help="background responses running at once per worker (default 64)"
-    )
-    parser.add_argument("--max-body-bytes", type=int, help="largest request body (default 1 MiB)")
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        help="seconds a request body may pause while it arrives (default 10); after them it must "
-        "also average --body-min-rate",
-    )
-    parser.add_argument(
-        "--body-min-rate", type=float, help="bytes per second a request body must average (default 16384)"
-    )
+    _limits(parser.add_argument_group("limits"))
     parser.add_argument("--model-name", help="the model name /responses reports (default: the model URI)")
     parser.add_argument(
         "--graceful-shutdown-timeout",
@@ -57,15 +44,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default=30.0,
         help="on SIGTERM, seconds to let requests in flight finish (default 30)",
     )
-    parser.add_argument(
-        "--state-url",
-        help="the state store: postgresql+asyncpg://… for replicas, sqlite:///FILE, or none "
-        "(default: $AGENTSHIP_STATE_URL, else a SQLite file beside the tracking store)",
-    )
-    parser.add_argument(
-        "--state-ttl", type=float, help="seconds stored state lives after its last use (default 30 days)"
-    )
-    parser.add_argument("--state-max-items", type=int, help="items kept per conversation (default 1000)")
+    _state(parser.add_argument_group("state"))
     parser.add_argument(
         "--a2a",
         action="store_true",
@@ -80,6 +59,35 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="warning")
     return parser
+
+
+def _limits(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument("--max-concurrency", type=int, help="requests in flight per worker (default 256)")
+    parser.add_argument(
+        "--max-background-runs", type=int, help="background responses running at once per worker (default 64)"
+    )
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body (default 1 MiB)")
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        help="seconds a request body may pause while it arrives (default 10); after them it must "
+        "also average --body-min-rate",
+    )
+    parser.add_argument(
+        "--body-min-rate", type=float, help="bytes per second a request body must average (default 16384)"
+    )
+
+
+def _state(parser: argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--state-url",
+        help="the state store: postgresql+asyncpg://… for replicas, sqlite:///FILE, or none "
+        "(default: $AGENTSHIP_STATE_URL, else a SQLite file beside the tracking store)",
+    )
+    parser.add_argument(
+        "--state-ttl", type=float, help="seconds stored state lives after its last use (default 30 days)"
+    )
+    parser.add_argument("--state-max-items", type=int, help="items kept per conversation (default 1000)")
 
 
 def _check_environment(workers: int) -> str | None:

@@ -26,7 +26,7 @@ from agentship.errors import ConfigError, StateError
 from agentship.server.core.admission import Admission
 from agentship.server.core.runner import ModelRunner
 from agentship.server.observability import metrics, otlp
-from agentship.server.protocols.responses.background.runs import BackgroundRuns
+from agentship.server.protocols.responses.background.runs import BackgroundRuns, RunLimits
 from agentship.server.protocols.responses.stored import StoredResponses
 from agentship.server.settings import ServerSettings
 from agentship.state import StateSettings, StateStore
@@ -129,12 +129,10 @@ async def _open_state(services: Services, stack: AsyncExitStack) -> None:
     store = services.store = await StateStore.open(settings)
     stack.push_async_callback(store.aclose)
     services.stored = StoredResponses(store)
-    background = services.background = BackgroundRuns(
-        store,
-        services.runner,
-        timeout_s=services.settings.background_timeout_s,
-        max_runs=services.settings.max_background_runs,
+    limits = RunLimits(
+        timeout_s=services.settings.background_timeout_s, max_runs=services.settings.max_background_runs
     )
+    background = services.background = BackgroundRuns(store, services.runner, limits)
     background.start()
     stack.push_async_callback(background.close)
     purge = asyncio.create_task(_purge(store), name="server-state-purge")

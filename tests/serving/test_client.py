@@ -58,18 +58,29 @@ def test_served_stream_prints_live(serving: ServerProcess) -> None:
     assert (first + rest).decode().strip() == "You said: tell me more"
 
 
-def test_local_runs_the_same_exchange_in_process(serving_model_uri: str, scripted: ServerProcess) -> None:
+def test_local_runs_the_same_exchange_in_process_and_leaves_its_trace(
+    serving_model_uri: str, scripted: ServerProcess
+) -> None:
+    """In process, the run's trace is written before the command returns (MLflow's export queue
+    would otherwise be cut at interpreter exit, with a traceback), and stderr stays clean."""
+    experiment = f"local-{time.time_ns()}"
+    mlflow.set_experiment(experiment)  # made here, so the command has nothing to announce
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     result = run_client(
         "local",
         serving_model_uri,
         "What is the weather in Berlin?",
-        env={"OPENAI_BASE_URL": scripted.url + "/v1"},
+        env={"OPENAI_BASE_URL": scripted.url + "/v1", "MLFLOW_EXPERIMENT_NAME": experiment},
     )
     assert result.returncode == 0, result.stderr
-    assert (
-        result.stdout.splitlines()[-1]
-        == "The get_weather tool returned: The weather in Berlin is 15°C and cloudy."
-    )
+    assert result.stdout.splitlines()[-1] == "The get_weather tool returned: The weather in Berlin is 15°C and cloudy."
+    assert result.stderr == ""
+    found = MlflowClient().get_experiment_by_name(experiment)
+    assert found is not None
+    (trace,) = mlflow.search_traces(locations=[found.experiment_id], return_type="list")
+    assert trace.info.state == "OK"
+    assert trace.data.request is not None and "What is the weather in Berlin?" in trace.data.request
+    assert [s.name for s in trace.data.spans if s.span_type == "TOOL"] == ["get_weather"]
 
 
 def test_exchanges_are_logged_to_mlflow(serving: ServerProcess, tmp_path: Path) -> None:

@@ -130,6 +130,11 @@ class ApiKeys:
         return ", ".join(where)
 
 
+def guarded(scope: Scope, open_paths: frozenset[str]) -> bool:
+    """Whether a middleware acts on ``scope``: an HTTP request to a path not left open."""
+    return scope["type"] == "http" and scope["path"] not in open_paths
+
+
 def _unauthorized(message: str, code: str) -> HttpError:
     return HttpError(401, "invalid_request_error", message, code=code, headers={"WWW-Authenticate": "Bearer"})
 
@@ -150,7 +155,7 @@ class BearerAuth:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if not guarded(scope, OPEN_PATHS):
             await self.app(scope, receive, send)
             return
         token = _bearer(scope)

@@ -149,7 +149,7 @@ class RequestMetrics:
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNMEASURED:
+        if scope["type"] != "http" or scope["path"] in UNMEASURED:  # the scraper's own requests
             await self.app(scope, receive, send)
             return
         route = route_of(self.routes, scope)

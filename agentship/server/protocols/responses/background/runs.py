@@ -61,24 +61,27 @@ def _busy(message: str) -> HttpError:
     return HttpError(429, "rate_limit_error", message, code="server_busy", headers={"Retry-After": "1"})
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """How background runs are run, leased, swept for and followed on one worker."""
+
+    timeout_s: float = 3600.0
+    """How long a run may take."""
+    lease_s: float = 10.0
+    """How long a run's lease lasts unrenewed: a dead replica's runs wait this long to be taken."""
+    sweep_s: float = 2.0
+    """How often a replica looks for runs to take over."""
+    max_runs: int = 64
+    """Runs at once; beyond, 429."""
+    max_followers: int = MAX_FOLLOWERS
+
+
 class BackgroundRuns:
-    def __init__(
-        self,
-        store: StateStore,
-        runner: ModelRunner,
-        timeout_s: float = 3600.0,
-        lease_s: float = 10.0,
-        sweep_s: float = 2.0,
-        max_runs: int = 64,
-        max_followers: int = MAX_FOLLOWERS,
-    ) -> None:
+    def __init__(self, store: StateStore, runner: ModelRunner, limits: RunLimits = RunLimits()) -> None:
         self.store = store
         self.runner = runner
-        self.timeout_s = timeout_s
-        self.lease_s = lease_s
-        self.sweep_s = sweep_s
-        self.max_runs = max_runs
-        self.max_followers = max_followers
+        self.limits = limits
+        self.lease_s = limits.lease_s
         self.followers = 0
         self._runs: dict[str, _Run] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -102,7 +105,7 @@ class BackgroundRuns:
                 await self.store.responses.release(response_id, self.store.owner)
 
     def has_room(self) -> bool:
-        return len(self._runs) < self.max_runs
+        return len(self._runs) < self.limits.max_runs
 
     def runs(self, response_id: str) -> bool:
         return response_id in self._runs
@@ -110,7 +113,7 @@ class BackgroundRuns:
     # -- submit -----------------------------------------------------------------------------------------
     async def submit(self, turn: ResponsesTurn) -> Response:
         if not self.has_room():
-            raise _busy(f"this replica runs {self.max_runs} background responses already; retry later")
+            raise _busy(f"this replica runs {self.limits.max_runs} background responses already; retry later")
         assert turn.recorder is not None, "a background response is stored"
         rec = turn.recorder.record
         rec.status, rec.owner, rec.attempt = "queued", self.store.owner, 1
@@ -166,7 +169,7 @@ class BackgroundRuns:
         """Run the agent; the status it ended with, and that status's fields."""
         # Streamed from the model whatever the request said: anyone may follow a background run
         # live (GET /responses/{id}?stream=true), text deltas included.
-        agent_run = AgentRun(self.runner, run.turn.request, self.timeout_s, rec.id)
+        agent_run = AgentRun(self.runner, run.turn.request, self.limits.timeout_s, rec.id)
         try:
             async with contextlib.aclosing(agent_run.events()) as events:
                 async for agent_event in events:
@@ -260,8 +263,8 @@ class BackgroundRuns:
     def follow(self, response_id: str, after: int) -> AsyncIterator[Event]:
         """The run's events with a sequence number above ``after``, then live until it ends; 429
         here, before any stream starts, when this replica has :attr:`max_followers` already."""
-        if self.followers >= self.max_followers:
-            raise _busy(f"this replica has {self.max_followers} followers already; retry later")
+        if self.followers >= self.limits.max_followers:
+            raise _busy(f"this replica has {self.limits.max_followers} followers already; retry later")
         return self._following(response_id, after)
 
     async def _following(self, response_id: str, after: int) -> AsyncIterator[Event]:

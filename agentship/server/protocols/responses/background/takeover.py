@@ -44,7 +44,7 @@ RESTARTED = "the run was restarted on another replica"
 async def sweep(runs: BackgroundRuns) -> None:
     """Claim orphaned runs, for as long as the replica runs."""
     while True:
-        await asyncio.sleep(runs.sweep_s)
+        await asyncio.sleep(runs.limits.sweep_s)
         try:
             for response_id in await runs.store.responses.orphans():
                 if runs.runs(response_id) or not runs.has_room():
