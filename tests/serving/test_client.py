@@ -73,7 +73,10 @@ def test_local_runs_the_same_exchange_in_process_and_leaves_its_trace(
         env={"OPENAI_BASE_URL": scripted.url + "/v1", "MLFLOW_EXPERIMENT_NAME": experiment},
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "The get_weather tool returned: The weather in Berlin is 15°C and cloudy."
+    assert (
+        result.stdout.splitlines()[-1]
+        == "The get_weather tool returned: The weather in Berlin is 15°C and cloudy."
+    )
     assert result.stderr == ""
     found = MlflowClient().get_experiment_by_name(experiment)
     assert found is not None
