@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 from agents.memory import Session
+from agents.run_config import CallModelData, ModelInputData
 from agents.run_state import RunState
 from mlflow.types.responses import ResponsesAgentRequest
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,7 +44,9 @@ from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
+from agentship.openai_agents.tool_text import outputs_as_text
 from agentship.openai_agents.tools import AgentRunContext, load_tool
+from agentship.openai_agents.tracing import TracedChatCompletionsModel, TracedResponsesModel, TracingHooks
 from agentship.state import StateSettings, StateStore
 
 __all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
@@ -51,6 +54,14 @@ __all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
 _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+_TRACING_HOOKS = TracingHooks()
+
+
+def _tool_outputs_as_text(data: CallModelData[Any]) -> ModelInputData:
+    """Tool outputs reach the model as text on the live turn, as they do in a replayed history."""
+    return ModelInputData(
+        input=outputs_as_text(data.model_data.input), instructions=data.model_data.instructions
+    )
 
 
 class OpenAIAgentsBackend:
@@ -88,12 +99,18 @@ class OpenAIAgentsBackend:
     def _build(self, client: openai.AsyncOpenAI) -> Agent[AgentRunContext]:
         settings = self.config
 
+        chat, responses = (
+            (TracedChatCompletionsModel, TracedResponsesModel)
+            if settings.tracing
+            else (OpenAIChatCompletionsModel, OpenAIResponsesModel)
+        )
+
         def model_for(name: str) -> Model:
             if self._model_factory is not None:
                 return self._model_factory(name)
             if settings.api == "chat_completions":
-                return OpenAIChatCompletionsModel(model=name, openai_client=client)
-            return OpenAIResponsesModel(model=name, openai_client=client)
+                return chat(model=name, openai_client=client)
+            return responses(model=name, openai_client=client)
 
         agent = build_agent(settings, model_for, settings.model, self._parts)
         if settings.api == "chat_completions" and agent.model_settings.include_usage is None:
@@ -225,11 +242,13 @@ class OpenAIAgentsBackend:
             "context": context,
             "max_turns": self.config.max_turns,
             "session": session,
+            "hooks": _TRACING_HOOKS if self.config.tracing else None,
             "run_config": RunConfig(
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
                 session_input_callback=keep_new_turn if session is not None and paused is None else None,
+                call_model_input_filter=_tool_outputs_as_text,
             ),
         }
         start = paused if paused is not None else to_run_input(items)
