@@ -173,17 +173,22 @@ def _response(data: Any, offered: Offered | None) -> SpanRecord:
         attributes[SpanAttributeKey.MODEL] = dumped["model"]
     if used:
         attributes[SpanAttributeKey.CHAT_USAGE] = used
-    if offered is not None:
+    parameters: Mapping[str, Any] = dumped
+    if offered is not None:  # what was sent, where the server's echo of it is empty
         attributes[SpanAttributeKey.CHAT_TOOLS] = chat_tools(offered)
+        if offered.settings is not None:
+            attributes["model_config"] = dict(offered.settings)
+            parameters = {**offered.settings, **{k: v for k, v in dumped.items() if v is not None}}
+        if not dumped.get("instructions") and offered.instructions:
+            attributes["instructions"] = offered.instructions
     elif dumped.get("tools"):
         tools = [
             {"type": "function", "function": {k: v for k, v in t.items() if k != "type"}}
             for t in dumped["tools"]
         ]
         attributes[SpanAttributeKey.CHAT_TOOLS] = [_chat_tool(t) for t in tools]
-    otel = genai.model_call(
-        SpanType.CHAT_MODEL, dumped.get("model"), dumped, used, dumped.get("id"), dumped.get("model")
-    )
+    model = dumped.get("model")
+    otel = genai.model_call(SpanType.CHAT_MODEL, model, parameters, used, dumped.get("id"), model)
     return SpanRecord(data.input, dumped.get("output"), attributes, otel)
 
 
