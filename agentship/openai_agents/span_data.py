@@ -21,6 +21,7 @@ from mlflow.tracing.constant import SpanAttributeKey, TokenUsageKey
 from mlflow.types.chat import ChatTool
 
 from agentship import genai_attributes as genai
+from agentship.openai_agents.tool_text import parts_as_text
 from agentship.trace_payloads import OtelValue
 
 KINDS = {
@@ -205,7 +206,7 @@ def record(data: Any, offered: Offered | None = None, call_id: str | None = None
     if kind == "function":
         otel = genai.tool_call(data.name, call_id)
         attributes = {"mcp_data": data.mcp_data} if data.mcp_data else {}
-        return SpanRecord(_arguments(data.input), data.output, attributes, otel)
+        return SpanRecord(_arguments(data.input), parts_as_text(data.output), attributes, otel)
     if kind == "handoff":
         return SpanRecord({"from_agent": data.from_agent}, {"to_agent": data.to_agent})
     if kind == "guardrail":

@@ -10,7 +10,8 @@ in a history, the same result was the JSON of the block. Here, instead:
   is described (``[image: image/png, 2048 bytes]``), never dumped as JSON. (An ``mcp_call``'s
   output is a string in the Responses API, so an image cannot be carried there as itself.)
 * :func:`tool_output_text`: a tool's return value (a string, the SDK's text/image outputs, a
-  list of them) as the ``function_call_output`` text.
+  list of them) as the ``function_call_output`` text; :func:`parts_as_text`, the same for the
+  trace's TOOL span, which keeps any other value as it is.
 * :func:`outputs_as_text`: the model's input with every tool output made of text parts alone
   given as that text, so the live turn matches the history a client sends back.
 """
@@ -97,6 +98,16 @@ def tool_output_text(output: Any) -> str:
     if hasattr(output, "model_dump"):
         output = output.model_dump(exclude_none=True)
     return json.dumps(output, default=str, ensure_ascii=False)
+
+
+def parts_as_text(output: Any) -> Any:
+    """``output`` as its text if it is one of the SDK's tool output shapes (a text, image or file
+    part, or a list of them); any other value as it is."""
+    if isinstance(output, list) and output and all(_part_text(p) is not None for p in output):
+        return tool_output_text(output)
+    if not isinstance(output, str | list) and _part_text(output) is not None:
+        return tool_output_text(output)
+    return output
 
 
 def _text_parts(output: Any) -> str | None:
