@@ -28,7 +28,9 @@ from tests.conftest import REPO
 from tests.serving.clients import marker
 
 DOCS_TOKEN = "docs-TOKEN-inproc"
-BUNDLE = "Bundle on Tracing:\nTraces are kept in MLflow.\n[image: image/png, 64 bytes]\nTracing: see the README."
+BUNDLE = (
+    "Bundle on Tracing:\nTraces are kept in MLflow.\n[image: image/png, 64 bytes]\nTracing: see the README."
+)
 
 
 class _Agent(AgentshipResponsesAgent):
