@@ -16,7 +16,6 @@ from typing import Any
 
 import openai
 from agents.memory import Session
-from agents.run_config import CallModelData, ModelInputData
 from agents.run_state import RunState
 from mlflow.types.responses import ResponsesAgentRequest
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,7 +43,7 @@ from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
-from agentship.openai_agents.tool_text import outputs_as_text
+from agentship.openai_agents.tool_text import text_outputs_filter
 from agentship.openai_agents.tools import AgentRunContext, load_tool
 from agentship.openai_agents.tracing import TracedChatCompletionsModel, TracedResponsesModel, TracingHooks
 from agentship.state import StateSettings, StateStore
@@ -55,13 +54,6 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 _TRACING_HOOKS = TracingHooks()
-
-
-def _tool_outputs_as_text(data: CallModelData[Any]) -> ModelInputData:
-    """Tool outputs reach the model as text on the live turn, as they do in a replayed history."""
-    return ModelInputData(
-        input=outputs_as_text(data.model_data.input), instructions=data.model_data.instructions
-    )
 
 
 class OpenAIAgentsBackend:
@@ -248,7 +240,7 @@ class OpenAIAgentsBackend:
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
                 session_input_callback=keep_new_turn if session is not None and paused is None else None,
-                call_model_input_filter=_tool_outputs_as_text,
+                call_model_input_filter=text_outputs_filter,  # the live turn's tool outputs as text
             ),
         }
         start = paused if paused is not None else to_run_input(items)

@@ -11,7 +11,6 @@ takes from the OpenAI client's request) and GenAI semantic-convention attributes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from mlflow.types.chat import ChatTool
 from agentship import genai_attributes as genai
 from agentship.openai_agents.tool_text import parts_as_text
 from agentship.trace_payloads import OtelValue
+from agentship.tracing import tool_arguments
 
 KINDS = {
     "agent": SpanType.AGENT,
@@ -123,16 +123,6 @@ def chat_tools(offered: Offered) -> list[dict[str, Any]]:
     return definitions
 
 
-def _arguments(raw: Any) -> Any:
-    """A tool call's arguments as JSON data, as autolog records them (the text if not JSON)."""
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
 def _agent(data: Any, offered: Offered | None) -> SpanRecord:
     attributes: dict[str, Any] = {
         "handoffs": data.handoffs,
@@ -206,7 +196,7 @@ def record(data: Any, offered: Offered | None = None, call_id: str | None = None
     if kind == "function":
         otel = genai.tool_call(data.name, call_id)
         attributes = {"mcp_data": data.mcp_data} if data.mcp_data else {}
-        return SpanRecord(_arguments(data.input), parts_as_text(data.output), attributes, otel)
+        return SpanRecord(tool_arguments(data.input), parts_as_text(data.output), attributes, otel)
     if kind == "handoff":
         return SpanRecord({"from_agent": data.from_agent}, {"to_agent": data.to_agent})
     if kind == "guardrail":

@@ -22,6 +22,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from agents.run_config import CallModelData, ModelInputData
+
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 
 
@@ -128,3 +130,10 @@ def outputs_as_text(items: Sequence[Any]) -> list[Any]:
                 item = {**item, "output": text}
         out.append(item)
     return out
+
+
+def text_outputs_filter(data: CallModelData[Any]) -> ModelInputData:
+    """A ``RunConfig.call_model_input_filter``: :func:`outputs_as_text` on each model call's input."""
+    return ModelInputData(
+        input=outputs_as_text(data.model_data.input), instructions=data.model_data.instructions
+    )
