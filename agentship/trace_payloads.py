@@ -139,3 +139,9 @@ def write_otel_attributes(span: LiveSpan, attributes: Mapping[str, OtelValue | N
     for key, value in attributes.items():
         if value is not None:
             otel.set_attribute(key, value)
+
+
+def rename(span: LiveSpan, name: str) -> None:
+    """Give an open span the name it should have had (MLflow has no setter for it)."""
+    if span.name != name:
+        _otel(span).update_name(name)

@@ -59,6 +59,8 @@ class SpanRecord:
     outputs: Any = None
     attributes: dict[str, Any] = field(default_factory=dict)
     otel: dict[str, OtelValue | None] = field(default_factory=dict)
+    name: str | None = None
+    """The span's name, when what the SDK knew at the start did not settle it."""
 
 
 def describe(data: Any) -> tuple[str, str] | None:
@@ -70,8 +72,8 @@ def describe(data: Any) -> tuple[str, str] | None:
         return f"generation {data.model or ''}".strip(), KINDS[kind]
     if kind == "response":
         return "response", KINDS[kind]
-    if kind == "handoff":
-        return f"handoff to {data.to_agent}", KINDS[kind]
+    if kind == "handoff":  # the SDK names the target after the span starts
+        return (f"handoff to {data.to_agent}" if data.to_agent else "handoff"), KINDS[kind]
     return str(getattr(data, "name", None) or kind), KINDS[kind]
 
 
@@ -198,7 +200,8 @@ def record(data: Any, offered: Offered | None = None, call_id: str | None = None
         attributes = {"mcp_data": data.mcp_data} if data.mcp_data else {}
         return SpanRecord(tool_arguments(data.input), parts_as_text(data.output), attributes, otel)
     if kind == "handoff":
-        return SpanRecord({"from_agent": data.from_agent}, {"to_agent": data.to_agent})
+        inputs, outputs = {"from_agent": data.from_agent}, {"to_agent": data.to_agent}
+        return SpanRecord(inputs, outputs, name=f"handoff to {data.to_agent}")
     if kind == "guardrail":
         return SpanRecord(None, {"triggered": data.triggered})
     if kind == "custom":

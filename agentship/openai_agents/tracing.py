@@ -40,7 +40,7 @@ from agents import (
     set_trace_processors,
 )
 from agentship.openai_agents.span_data import Offered, describe, record
-from agentship.trace_payloads import PayloadLimit, write_otel_attributes, write_payload
+from agentship.trace_payloads import PayloadLimit, rename, write_otel_attributes, write_payload
 
 _logger = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ class MlflowSpanBridge(TracingProcessor):
         for key, value in done.attributes.items():
             write_payload(live, key, value, self.limit)
         write_otel_attributes(live, done.otel)
+        if done.name:
+            rename(live, done.name)
         status: SpanStatus | str = "OK"
         if span.error:
             message = str(span.error.get("message") or "error")
