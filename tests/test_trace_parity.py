@@ -289,26 +289,7 @@ def _generation(usage: dict[str, int], model_config: dict[str, Any]) -> dict[str
     }
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["predict", "predict_stream"])
-def test_our_trace_reads_back_exactly(model_server: ServerProcess, traced_by_us: None, stream: bool) -> None:
-    agent = load(model_server, "chat_completions")
-    response, trace = run(agent, stream=stream)
-    agent.close()
-    call_id = response["output"][0]["call_id"]
-    assert [s.name for s in trace.data.spans] == [
-        "predict_stream" if stream else "predict",
-        "assistant",
-        "generation scripted-model",
-        "get_weather",
-        "generation scripted-model",
-    ]
-    _, agent_span, first, tool, second = trace.data.spans
-    assert [s.span_type for s in (agent_span, first, tool, second)] == [
-        "AGENT",
-        "CHAT_MODEL",
-        "TOOL",
-        "CHAT_MODEL",
-    ]
+def _assert_agent_and_tool(agent_span: Span, tool: Span, call_id: str) -> None:
     assert agent_span.inputs == {"tools": ["get_weather", "add"], "handoffs": ["travel_planner"]}
     assert agent_span.outputs == {"output_type": "str"}
     assert _mine(agent_span) == {
@@ -319,26 +300,6 @@ def test_our_trace_reads_back_exactly(model_server: ServerProcess, traced_by_us:
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": "assistant",
     }
-    system = {"content": CONFIG["instructions"], "role": "system"}
-    user = {"role": "user", "content": QUESTION}
-    arguments = json.dumps({"city": "Paris"})
-    assert first.inputs == [system, user]
-    assert second.inputs == [
-        system,
-        user,
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": call_id,
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": arguments},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": call_id, "content": ANSWER},
-    ]
     assert tool.inputs == {"city": "Paris"}
     assert tool.outputs == ANSWER
     assert _mine(tool) == {
@@ -347,6 +308,34 @@ def test_our_trace_reads_back_exactly(model_server: ServerProcess, traced_by_us:
         "gen_ai.tool.call.id": call_id,
         "gen_ai.tool.type": "function",
     }
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["predict", "predict_stream"])
+def test_our_trace_reads_back_exactly(model_server: ServerProcess, traced_by_us: None, stream: bool) -> None:
+    agent = load(model_server, "chat_completions")
+    response, trace = run(agent, stream=stream)
+    agent.close()
+    call_id = response["output"][0]["call_id"]
+    assert [(s.name, s.span_type) for s in trace.data.spans] == [
+        ("predict_stream" if stream else "predict", "AGENT"),
+        ("assistant", "AGENT"),
+        ("generation scripted-model", "CHAT_MODEL"),
+        ("get_weather", "TOOL"),
+        ("generation scripted-model", "CHAT_MODEL"),
+    ]
+    _, agent_span, first, tool, second = trace.data.spans
+    _assert_agent_and_tool(agent_span, tool, call_id)
+    system = {"content": CONFIG["instructions"], "role": "system"}
+    user = {"role": "user", "content": QUESTION}
+    arguments = json.dumps({"city": "Paris"})
+    call = {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+    assert first.inputs == [system, user]
+    assert second.inputs == [
+        system,
+        user,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": ANSWER},
+    ]
     model_config = {
         **ModelSettings(temperature=0.2, include_usage=True).to_traceable_dict(),
         "base_url": f"{model_server.url}/v1/",
