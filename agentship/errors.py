@@ -8,6 +8,7 @@ answers with the right HTTP status and a clear message instead of a traceback::
     ├── InvalidRequestError         the request cannot be run (400)
     ├── GuardrailTriggeredError     a guardrail refused the input or the answer (400)
     ├── AgentRunError               the agent stopped without an answer, e.g. max turns (500)
+    ├── EvaluationFailedError       an evaluation stopped before it finished (500)
     ├── StateError                  the state store cannot be used (503)
     │   └── SchemaTooNewError       its schema is newer than this agentship knows (500)
     └── BackendError                the model backend failed (503)
@@ -63,6 +64,10 @@ class GuardrailTriggeredError(AgentError):
 
 class AgentRunError(AgentError):
     code = INTERNAL_ERROR
+
+
+class EvaluationFailedError(AgentError):
+    """An evaluation stopped before it finished (its run is marked FAILED)."""
 
 
 class StateError(AgentError):

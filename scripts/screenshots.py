@@ -1,6 +1,6 @@
 """Regenerate the README's pictures of the MLflow UI: a request's trace tree and an evaluation run.
 
-    python scripts/screenshots.py [--out docs] [--no-judge] [--keep WORKDIR]
+    python scripts/screenshots.py [--out docs] [--no-judge] [--keep WORKDIR] [--only trace|evaluation]
 
 It populates a fresh tracking store the way a user would: ``scripts/demo.py`` (log, register,
 serve with ``mlflow models serve``, one request), then ``logging_scripts/evaluate_agent.py`` over
@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,16 @@ from agentship.testing.real_model import MODEL_ALIAS, find_installation, start_l
 EXPERIMENT = "agentship-demo"
 
 
+@dataclass(frozen=True)
+class Shot:
+    url: str
+    out: Path
+    wait: list[str]
+    full_screen: bool = False
+    click: str | None = None
+    nth: int = 0
+
+
 def _run(command: list[str], env: Mapping[str, str], what: str) -> str:
     print(f"$ {' '.join(command[1:])}", flush=True)
     result = subprocess.run(command, env=dict(env), capture_output=True, text=True, check=False)
@@ -42,9 +53,11 @@ def _run(command: list[str], env: Mapping[str, str], what: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def populate(env: dict[str, str], stack: ExitStack, logs: Path, judge: bool) -> str:
+def populate(env: dict[str, str], stack: ExitStack, logs: Path, judge: bool, evaluate: bool) -> str | None:
     """The demo, then an evaluation of the model it registered; returns the evaluation run id."""
     _run([sys.executable, str(REPO / "scripts" / "demo.py")], env, "the demo")
+    if not evaluate:
+        return None
     scripted: ServerProcess = start_scripted_llm(logs)
     stack.callback(scripted.stop)
     eval_env = {**env, "OPENAI_BASE_URL": scripted.url + "/v1", "OPENAI_API_KEY": "unused"}
@@ -86,6 +99,9 @@ def main() -> int:
         "--no-judge", action="store_true", help="code-based scorers only, no real-model judge"
     )
     parser.add_argument("--keep", type=Path, help="populate this directory and keep it (default: a temp dir)")
+    parser.add_argument(
+        "--only", choices=["trace", "evaluation"], help="take only this picture (the other is left as it is)"
+    )
     args = parser.parse_args()
     tools = find_ui_tools()
     if tools is None:
@@ -97,23 +113,34 @@ def main() -> int:
     env |= {"MLFLOW_TRACKING_URI": store, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT}
     mlflow.set_tracking_uri(store)
     with ExitStack() as stack:
-        run_id = populate(env, stack, work / "logs", judge=not args.no_judge)
+        run_id = populate(env, stack, work / "logs", judge=not args.no_judge, evaluate=args.only != "trace")
         experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
         trace_id = demo_trace_id(experiment_id)
         ui = start_mlflow_ui(store, work / "logs")
         stack.callback(ui.stop)
         args.out.mkdir(parents=True, exist_ok=True)
-        shots = [
-            (trace_url(ui, experiment_id, trace_id), args.out / "mlflow-trace.png", ["get_weather"], True),
-            (
-                run_url(ui, experiment_id, run_id),
-                args.out / "mlflow-evaluation.png",
-                ["expected_facts/mean"],
-                False,
-            ),
-        ]
-        for url, out, wait, full_screen in shots:
-            screenshot(tools, url, out, wait, full_screen=full_screen)
+        # The trace with its last model call selected: the messages it was sent (the question,
+        # the get_weather call with its arguments, the tool's result) and its answer.
+        trace = Shot(trace_url(ui, experiment_id, trace_id), args.out / "mlflow-trace.png", ["get_weather"],
+                     full_screen=True, click="generation scripted-model", nth=1)  # fmt: skip
+        # The tool span selected: its arguments and its result.
+        tool = Shot(trace_url(ui, experiment_id, trace_id), args.out / "mlflow-trace-tool.png", ["get_weather"],
+                    full_screen=True, click="get_weather", nth=0)  # fmt: skip
+        shots = [trace, tool] if args.only != "evaluation" else []
+        if run_id is not None:
+            shots.append(Shot(run_url(ui, experiment_id, run_id), args.out / "mlflow-evaluation.png",
+                              ["expected_facts/mean"]))  # fmt: skip
+        for shot in shots:
+            screenshot(
+                tools,
+                shot.url,
+                shot.out,
+                shot.wait,
+                full_screen=shot.full_screen,
+                click=shot.click,
+                nth=shot.nth,
+            )
+            out = shot.out
             print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}", flush=True)
     return 0
 

@@ -6,7 +6,9 @@
         [--promote production --min-score expected_tool_called=1 --max-score latency_ms/p90=5000]
 
 Exit codes: 0 evaluated (and, with thresholds, the gate passed); 1 the gate failed (no alias
-moved); 2 a usage or configuration error. The last line of stdout is the run id.
+moved); 2 a usage or configuration error, found before anything is loaded or logged; 3 the
+evaluation failed midway (its run is marked FAILED, the version is not tagged). The last line of
+stdout is the run id.
 :func:`main` takes ``argv``, so that a console command can wire it in.
 """
 
@@ -19,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agentship.errors import AgentError
+from agentship.errors import AgentError, EvaluationFailedError
 from agentship.evaluation import judges
 from agentship.evaluation.gate import parse_threshold
 from agentship.evaluation.runner import EvaluationOptions, EvaluationOutcome, run_evaluation
@@ -87,15 +89,17 @@ def options_from(args: argparse.Namespace, environ: os._Environ[str] | dict[str,
     )
 
 
-def _use_tracking_defaults() -> None:
+def _tracking_defaults() -> str | None:
+    """Point MLflow at ``./mlflow.db`` unless ``MLFLOW_TRACKING_URI`` says otherwise; the
+    experiment to open the run in when the environment names none (created only once the
+    arguments have been checked)."""
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
-    if not any(
-        os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")
-    ):
-        mlflow.set_experiment(DEFAULT_EXPERIMENT)
+    if any(os.environ.get(v) for v in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")):
+        return None
+    return DEFAULT_EXPERIMENT
 
 
 def report(outcome: EvaluationOutcome) -> list[str]:
@@ -116,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         options = options_from(args, os.environ)
-        _use_tracking_defaults()
-        outcome = run_evaluation(options)
+        outcome = run_evaluation(options, experiment=_tracking_defaults())
+    except EvaluationFailedError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
     except AgentError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

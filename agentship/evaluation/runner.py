@@ -3,28 +3,25 @@
 The run holds what ``mlflow.genai.evaluate`` logs (metrics, the dataset, a trace per record and
 their assessments), called once for the single-turn records and once more for the simulated
 conversations, if any, into the same run. The run is linked to the registered version: its
-logged model (``model_id``), and tags naming the version; the version is tagged with the run.
+logged model (``model_id``), and tags naming the version; the version is tagged with the run
+once the evaluation has finished. Usage errors are found before anything is loaded or logged
+(:mod:`.plan`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.genai.scorers import Scorer
 from mlflow.tracking import MlflowClient
 
-from agentship.errors import ConfigError
-from agentship.evaluation import dataset as datasets
-from agentship.evaluation import judges
+from agentship.errors import AgentError, ConfigError, EvaluationFailedError
 from agentship.evaluation.gate import GateResult, Threshold, check, promote
-from agentship.evaluation.scorers import code_scorers, session_scorers
+from agentship.evaluation.plan import EvaluationPlan, plan_evaluation
 from agentship.evaluation.targets import Target, open_target
 
 _logger = logging.getLogger(__name__)
@@ -91,63 +88,33 @@ def _logged_model_id(source: str | None) -> str | None:
 
 
 def check_options(options: EvaluationOptions, version: ModelVersionRef | None) -> None:
-    if options.dataset is None and options.dataset_name is None and options.conversations is None:
+    """What needs the target resolved: only a registered version can be promoted."""
+    if options.promote_alias and version is None:
         raise ConfigError(
-            "give a dataset: --dataset FILE.jsonl or --dataset-name NAME (and/or --conversations)"
+            "--promote needs a registered model target, models:/NAME@ALIAS or models:/NAME/VERSION"
         )
-    if options.dataset is not None and options.dataset_name is not None:
-        raise ConfigError("--dataset and --dataset-name are alternatives: give one")
-    if options.promote_alias:
-        if version is None:
-            raise ConfigError(
-                "--promote needs a registered model target, models:/NAME@ALIAS or models:/NAME/VERSION"
-            )
-        if not options.thresholds:
-            raise ConfigError("--promote needs at least one --min-score or --max-score to gate on")
 
 
-def _single_turn_data(options: EvaluationOptions) -> tuple[Any, set[str]]:
-    if options.dataset is not None:
-        records = datasets.load_records(options.dataset)
-        return records, datasets.expectation_keys(records)
-    assert options.dataset_name is not None
-    data = datasets.load_mlflow_dataset(options.dataset_name)
-    frame = data.to_df()
-    rows = frame["expectations"].tolist() if "expectations" in frame else []
-    return data, {key for row in rows if isinstance(row, Mapping) for key in row}
-
-
-def _evaluate_records(options: EvaluationOptions, target: Target, model_id: str | None) -> dict[str, float]:
-    data, keys = _single_turn_data(options)
-    scorers: list[Scorer] = code_scorers()
-    if options.judge_model:
-        scorers += judges.judge_scorers(options.judge_model, keys)
-    result = mlflow.genai.evaluate(data=data, predict_fn=target.predict, scorers=scorers, model_id=model_id)
-    return dict(result.metrics)
-
-
-def _evaluate_conversations(
-    options: EvaluationOptions, target: Target, model_id: str | None, notes: list[str]
-) -> dict[str, float]:
-    if options.conversations is None:
+def _evaluate_records(plan: EvaluationPlan, target: Target, model_id: str | None) -> dict[str, float]:
+    if plan.records is None:
         return {}
-    if not options.simulator_model:
-        notes.append(
-            f"conversations skipped: no user simulator ({judges.SIMULATOR_MODEL_ENV} or --simulator-model)"
-        )
-        return {}
-    cases = datasets.load_test_cases(options.conversations)
-    scorers: list[Scorer] = session_scorers()
-    if options.judge_model:
-        scorers += judges.conversation_judges(options.judge_model)
-    simulation = judges.simulator(cases, options.simulator_model, options.max_turns)
     result = mlflow.genai.evaluate(
-        data=simulation, predict_fn=target.predict, scorers=scorers, model_id=model_id
+        data=plan.records, predict_fn=target.predict, scorers=plan.record_scorers, model_id=model_id
     )
     return dict(result.metrics)
 
 
-def _link(run_id: str, options: EvaluationOptions, version: ModelVersionRef | None) -> None:
+def _evaluate_conversations(plan: EvaluationPlan, target: Target, model_id: str | None) -> dict[str, float]:
+    if plan.simulation is None:
+        return {}
+    result = mlflow.genai.evaluate(
+        data=plan.simulation, predict_fn=target.predict, scorers=plan.conversation_scorers, model_id=model_id
+    )
+    return dict(result.metrics)
+
+
+def _link(options: EvaluationOptions, version: ModelVersionRef | None) -> None:
+    """The run's tags: what it evaluates (the version learns of the run only once it finished)."""
     tags = {"agentship.eval.target": options.target}
     if options.judge_model:
         tags["agentship.eval.judge_model"] = options.judge_model
@@ -157,7 +124,6 @@ def _link(run_id: str, options: EvaluationOptions, version: ModelVersionRef | No
             "agentship.eval.model_version": version.version,
             "agentship.eval.model_uri": version.uri,
         }
-        MlflowClient().set_model_version_tag(version.name, version.version, "agentship.eval.run_id", run_id)
     mlflow.set_tags(tags)
 
 
@@ -165,34 +131,59 @@ def _gate(outcome: EvaluationOutcome, options: EvaluationOptions) -> None:
     if not options.thresholds:
         return
     outcome.gate = check(outcome.metrics, options.thresholds)
-    verdict = "passed" if outcome.gate.passed else "failed"
-    mlflow.set_tag("agentship.eval.gate", verdict)
+    mlflow.set_tag("agentship.eval.gate", "passed" if outcome.gate.passed else "failed")
+
+
+def _record_on_version(outcome: EvaluationOutcome, options: EvaluationOptions) -> None:
+    """Tag the version with this finished evaluation (and its gate), and promote it if it passed."""
     version = outcome.model_version
-    if version is not None:
-        MlflowClient().set_model_version_tag(version.name, version.version, "agentship.eval.gate", verdict)
-    if options.promote_alias and version is not None and outcome.gate.passed:
+    if version is None:
+        return
+    client = MlflowClient()
+    client.set_model_version_tag(version.name, version.version, "agentship.eval.run_id", outcome.run_id)
+    if outcome.gate is None:
+        return
+    verdict = "passed" if outcome.gate.passed else "failed"
+    client.set_model_version_tag(version.name, version.version, "agentship.eval.gate", verdict)
+    if options.promote_alias and outcome.gate.passed:
         promote(version.name, version.version, options.promote_alias)
         mlflow.set_tag("agentship.eval.promoted", f"{options.promote_alias} -> {version.version}")
         outcome.promoted = True
 
 
-def run_evaluation(options: EvaluationOptions) -> EvaluationOutcome:
-    """Evaluate, in a new run of the active experiment; gate and promote when asked."""
+def run_evaluation(options: EvaluationOptions, experiment: str | None = None) -> EvaluationOutcome:
+    """Evaluate, in a new run of ``experiment`` (made if missing; default: the active one);
+    gate and promote when asked.
+
+    Every argument is checked and every input read first (:func:`plan_evaluation`); only then
+    is the target loaded and the run opened. The version is tagged with the run only once the
+    evaluation has finished: a failed one leaves the version as it was."""
+    plan = plan_evaluation(options)
     version = resolve_model_version(options.target)
     check_options(options, version)
     target = open_target(version.uri if version is not None else options.target)
+    if experiment is not None:
+        mlflow.set_experiment(experiment)
     model_id = version.model_id if version is not None else None
     name = options.run_name or (
         f"evaluate {version.name} v{version.version}" if version else f"evaluate {options.target}"
     )
     try:
         with mlflow.start_run(run_name=name) as run:
-            _link(run.info.run_id, options, version)
-            outcome = EvaluationOutcome(run.info.run_id, {}, version)
-            if options.dataset is not None or options.dataset_name is not None:
-                outcome.metrics |= _evaluate_records(options, target, model_id)
-            outcome.metrics |= _evaluate_conversations(options, target, model_id, outcome.notes)
+            _link(options, version)
+            outcome = EvaluationOutcome(run.info.run_id, {}, version, notes=list(plan.notes))
+            try:
+                outcome.metrics |= _evaluate_records(plan, target, model_id)
+                outcome.metrics |= _evaluate_conversations(plan, target, model_id)
+            except MlflowException as exc:
+                if isinstance(exc, AgentError):
+                    raise
+                raise EvaluationFailedError(
+                    f"the evaluation failed: {exc.message} (run {run.info.run_id} is marked FAILED; "
+                    "the version was not tagged)"
+                ) from exc
             _gate(outcome, options)
+            _record_on_version(outcome, options)
     finally:
         target.close()
     return outcome

@@ -25,7 +25,7 @@ from agentship.llama_stack.runtime import Runtime, Turn, refuse_unsupported, run
 from agentship.llama_stack.tools import agents_tool_def, run_tool
 from agentship.openai_agents.tools import AgentRunContext, request_output_type
 from agentship.state import StateStore
-from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
+from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans, tool_arguments
 
 _logger = logging.getLogger(__name__)
 
@@ -178,14 +178,15 @@ class AgentsApiMode:
         self, session_id: str, messages: list[dict[str, Any]], context: AgentRunContext
     ) -> AsyncIterator[AgentEvent]:
         translator = AgentTurnTranslator(set(self.rt.tools))
-        spans = StepSpans()
+        spans = StepSpans(self.rt.trace_limit)
+        given: list[Any] = list(messages)  # what this turn's next inference step is given
         base = f"{self.prefix}/agents/{self.agent_id}/session/{session_id}/turn"
         path, body = base, {"messages": messages, "stream": True}
         try:
             for _ in range(self.rt.config.max_tool_rounds + 1):
                 async for payload in self.rt.http.stream(path, body):
                     event = (payload.get("event") or {}).get("payload") or {}
-                    self._trace(spans, event, set(self.rt.tools))
+                    self._trace(spans, event, set(self.rt.tools), given)
                     for out in translator.feed(event):
                         yield out
                 if not translator.awaiting_input:
@@ -199,6 +200,7 @@ class AgentsApiMode:
                     done = translator.tool_result(call["call_id"], output)
                     if done:
                         yield done
+                given.extend(responses)
                 path, body = (
                     f"{base}/{translator.turn_id}/resume",
                     {"tool_responses": responses, "stream": True},
@@ -221,26 +223,35 @@ class AgentsApiMode:
 
     async def _run_tool(self, spans: StepSpans, context: AgentRunContext, call: dict[str, str]) -> str:
         call_id, name = call["call_id"], call["name"]
-        spans.start(f"tool:{call_id}", name, TOOL, {"arguments": call["arguments"]})
+        arguments = tool_arguments(call["arguments"])
+        spans.start(f"tool:{call_id}", name, TOOL, arguments, call_id=call_id)
         output = await run_tool(self.rt.tools, context, call_id, name, call["arguments"])
         spans.end(f"tool:{call_id}", output, error=output if output.startswith("Error:") else None)
         return output
 
-    @staticmethod
-    def _trace(spans: StepSpans, event: dict[str, Any], client_tools: set[str]) -> None:
-        """An LLM span per inference step, a TOOL span per server-side tool step."""
+    def _trace(
+        self, spans: StepSpans, event: dict[str, Any], client_tools: set[str], given: list[Any]
+    ) -> None:
+        """An LLM span per inference step (given the turn's messages and the steps before it in
+        the turn: the session on the server holds the earlier turns), a TOOL span per
+        server-side tool step."""
         kind, step_id, step_type = event.get("event_type"), event.get("step_id", ""), event.get("step_type")
+        details = event.get("step_details") or {}
         if kind == "step_start" and step_type == "inference":
-            spans.start(step_id, "inference", LLM)
+            inputs = {"messages": list(given)}
+            spans.start(step_id, "inference", LLM, inputs, model=self.rt.model, parameters=self.rt.sampling())
         elif kind == "step_complete" and step_type == "inference":
-            spans.end(step_id, (event.get("step_details") or {}).get("model_response"))
+            response = details.get("model_response")
+            spans.end(step_id, response)
+            if response is not None:
+                given.append(response)
         elif kind == "step_complete" and step_type == "shield_call":
-            violation = (event.get("step_details") or {}).get("violation")
+            violation = details.get("violation")
             spans.span(step_id, "shield", GUARDRAIL, None, violation or "no violation")
         elif kind == "step_complete" and step_type == "tool_execution":
-            details = event.get("step_details") or {}
             names = [str(c.get("tool_name")) for c in details.get("tool_calls") or []]
-            if names and not set(names) <= client_tools:  # client tools have their own spans
+            if names and not set(names) <= client_tools:  # client tools: their own spans and inputs
+                given.extend(details.get("tool_responses") or [])
                 spans.span(
                     step_id, ", ".join(names), TOOL, details.get("tool_calls"), details.get("tool_responses")
                 )

@@ -16,6 +16,7 @@ from agentship.llama_stack.conversations import ConversationState
 from agentship.llama_stack.http import ServerHTTP
 from agentship.openai_agents.config import McpServerConfig
 from agentship.openai_agents.tools import AgentRunContext
+from agentship.trace_payloads import PayloadLimit
 
 
 @dataclass
@@ -28,6 +29,11 @@ class Runtime:
     server_version: str | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
     """The serving environment (MCP servers' secrets are read from it)."""
+    trace_limit: PayloadLimit = field(init=False)
+    """The bound on each traced payload (``AGENTSHIP_TRACE_MAX_PAYLOAD_CHARS``)."""
+
+    def __post_init__(self) -> None:
+        self.trace_limit = PayloadLimit.from_environ(self.environ)
 
     def mcp_url(self, server: McpServerConfig) -> str:
         """An MCP server's URL, from the config or the serve-time variable it names."""

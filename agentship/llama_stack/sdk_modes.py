@@ -50,8 +50,9 @@ from agentship.openai_agents.config import McpServerConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.plan import model_settings
+from agentship.openai_agents.tool_text import parts_as_text, text_outputs_filter
 from agentship.openai_agents.tools import AgentRunContext, request_output_type
-from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans
+from agentship.tracing import GUARDRAIL, LLM, TOOL, StepSpans, tool_arguments
 from agentship.upstream import Upstream
 
 Kind = Literal["responses", "chat_completions"]
@@ -73,11 +74,16 @@ def _hosted_mcp(runtime: Runtime, server: McpServerConfig) -> HostedMCPTool:
 
 
 class _StepSpanHooks(RunHooks[AgentRunContext]):
-    """An LLM span per model call and a TOOL span per tool run, under the request's span."""
+    """An LLM span per model call and a TOOL span per tool run, under the request's span.
 
-    def __init__(self, spans: StepSpans, llm_name: str) -> None:
+    A model call records what it was given (the instructions and the input items), the model
+    and the settings of this request; a tool run its arguments and call id."""
+
+    def __init__(self, spans: StepSpans, llm_name: str, model: str, settings: dict[str, Any]) -> None:
         self.spans = spans
         self._llm_name = llm_name
+        self._model = model
+        self._settings = settings
         self._calls = 0
 
     async def on_llm_start(
@@ -87,7 +93,10 @@ class _StepSpanHooks(RunHooks[AgentRunContext]):
         system_prompt: Any,
         input_items: Any,
     ) -> None:
-        self.spans.start(f"llm:{self._calls}", self._llm_name, LLM, {"input": list(input_items)})
+        given = {"instructions": system_prompt, "input": list(input_items)}
+        self.spans.start(
+            f"llm:{self._calls}", self._llm_name, LLM, given, model=self._model, parameters=self._settings
+        )
 
     async def on_llm_end(
         self, context: RunContextWrapper[AgentRunContext], agent: Agent[Any], response: ModelResponse
@@ -112,14 +121,17 @@ class _StepSpanHooks(RunHooks[AgentRunContext]):
     async def on_tool_start(
         self, context: RunContextWrapper[AgentRunContext], agent: Any, tool: Tool
     ) -> None:
-        arguments = context.tool_arguments if isinstance(context, ToolContext) else None
-        self.spans.start(self._key(context, tool), tool.name, TOOL, {"arguments": arguments})
+        arguments, call_id = None, None
+        if isinstance(context, ToolContext):
+            arguments, call_id = tool_arguments(context.tool_arguments), context.tool_call_id
+        self.spans.start(self._key(context, tool), tool.name, TOOL, arguments, call_id=call_id)
 
     async def on_tool_end(
         self, context: RunContextWrapper[AgentRunContext], agent: Any, tool: Tool, result: object
     ) -> None:
-        text = str(result)
-        self.spans.end(self._key(context, tool), result, error=text if text.startswith("Error:") else None)
+        output = parts_as_text(result)
+        text = output if isinstance(output, str) else str(result)
+        self.spans.end(self._key(context, tool), output, error=text if text.startswith("Error:") else None)
 
 
 class OpenAIStyleMode:
@@ -213,10 +225,13 @@ class OpenAIStyleMode:
             agent = agent.clone(output_type=output_type)
         run_input, conversation_id = await self._run_input(request, turn)
         context = run_context(request)
-        hooks = _StepSpanHooks(
-            StepSpans(), "responses.create" if self.kind == "responses" else "chat.completions"
+        settings = model_settings(request)
+        resolved = agent.model_settings.resolve(settings).to_traceable_dict()
+        name = "responses.create" if self.kind == "responses" else "chat.completions"
+        hooks = _StepSpanHooks(StepSpans(self.rt.trace_limit), name, self.rt.model, resolved)
+        config = RunConfig(
+            tracing_disabled=True, model_settings=settings, call_model_input_filter=text_outputs_filter
         )
-        config = RunConfig(tracing_disabled=True, model_settings=model_settings(request))
         result = Runner.run_streamed(
             agent, run_input, context=context, max_turns=self.max_turns, hooks=hooks,
             conversation_id=conversation_id, run_config=config,

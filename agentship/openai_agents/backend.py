@@ -43,7 +43,9 @@ from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
+from agentship.openai_agents.tool_text import text_outputs_filter
 from agentship.openai_agents.tools import AgentRunContext, load_tool
+from agentship.openai_agents.tracing import TracedChatCompletionsModel, TracedResponsesModel, TracingHooks
 from agentship.state import StateSettings, StateStore
 
 __all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
@@ -51,6 +53,7 @@ __all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
 _logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+_TRACING_HOOKS = TracingHooks()
 
 
 class OpenAIAgentsBackend:
@@ -88,12 +91,18 @@ class OpenAIAgentsBackend:
     def _build(self, client: openai.AsyncOpenAI) -> Agent[AgentRunContext]:
         settings = self.config
 
+        chat, responses = (
+            (TracedChatCompletionsModel, TracedResponsesModel)
+            if settings.tracing
+            else (OpenAIChatCompletionsModel, OpenAIResponsesModel)
+        )
+
         def model_for(name: str) -> Model:
             if self._model_factory is not None:
                 return self._model_factory(name)
             if settings.api == "chat_completions":
-                return OpenAIChatCompletionsModel(model=name, openai_client=client)
-            return OpenAIResponsesModel(model=name, openai_client=client)
+                return chat(model=name, openai_client=client)
+            return responses(model=name, openai_client=client)
 
         agent = build_agent(settings, model_for, settings.model, self._parts)
         if settings.api == "chat_completions" and agent.model_settings.include_usage is None:
@@ -225,11 +234,13 @@ class OpenAIAgentsBackend:
             "context": context,
             "max_turns": self.config.max_turns,
             "session": session,
+            "hooks": _TRACING_HOOKS if self.config.tracing else None,
             "run_config": RunConfig(
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
                 session_input_callback=keep_new_turn if session is not None and paused is None else None,
+                call_model_input_filter=text_outputs_filter,  # the live turn's tool outputs as text
             ),
         }
         start = paused if paused is not None else to_run_input(items)

@@ -36,6 +36,7 @@ from mlflow.types.responses import (
 
 from agentship.events import AgentEvent, ItemAdded, ItemDone, ReasoningDelta, TextDelta
 from agentship.inputs import content_text, new_item_id
+from agentship.openai_agents.tool_text import tool_output_text
 
 _HOSTED_CALL_TYPES = {
     "file_search_call",
@@ -134,7 +135,7 @@ def run_item_to_output_item(item: RunItem, item_id: str | None = None) -> dict[s
         if call_id is None:
             return None
         output = item.output if isinstance(item, ToolCallOutputItem) else _get(raw, "output")
-        return create_function_call_output_item(call_id, _as_text(output))
+        return create_function_call_output_item(call_id, tool_output_text(output))
     if isinstance(item, ReasoningItem):
         texts = [_get(s, "text", "") for s in _get(raw, "summary") or []]
         if not any(texts):

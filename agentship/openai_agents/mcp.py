@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import mcp.shared.exceptions as _mcp_errors
+import mcp.types as mcp_types
 from agents.mcp import (
     MCPServer,
     MCPServerManager,
@@ -28,6 +29,7 @@ from agents.mcp import (
 
 from agentship.errors import ConfigError
 from agentship.openai_agents.config import McpServerConfig
+from agentship.openai_agents.tool_text import mcp_content_text
 
 RpcError: type[Exception] = getattr(_mcp_errors, "MCPError", None) or _mcp_errors.McpError  # type: ignore[attr-defined]
 """The JSON-RPC error an MCP server answers with (``MCPError`` in mcp 2, ``McpError`` in mcp 1)."""
@@ -54,7 +56,8 @@ def _approval(setting: str | list[str]) -> Any:
 
 class _Tolerant:
     """A server that, when listing its tools fails (it died), offers none instead of failing the
-    run, and says so for the next health check to reconnect it."""
+    run, and says so for the next health check to reconnect it; and whose tools answer with one
+    text (:func:`~agentship.openai_agents.tool_text.mcp_content_text`), not content blocks."""
 
     broken: BaseException | None = None
     name: str
@@ -66,6 +69,13 @@ class _Tolerant:
             _logger.warning("MCP server %r could not list its tools; left out of this run", self.name)
             self.broken = exc
             return []
+
+    async def call_tool(
+        self, tool_name: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None = None
+    ) -> mcp_types.CallToolResult:
+        result: mcp_types.CallToolResult = await super().call_tool(tool_name, arguments, meta)  # type: ignore[misc]
+        text = mcp_types.TextContent(type="text", text=mcp_content_text(result.content))
+        return result.model_copy(update={"content": [text]})
 
 
 class _Stdio(_Tolerant, MCPServerStdio):

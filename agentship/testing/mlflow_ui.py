@@ -81,7 +81,20 @@ def page_text(tools: Path, url: str, wait: Sequence[str]) -> str:
     return str(browse(tools, "text", url, wait=wait)["text"])
 
 
-def screenshot(tools: Path, url: str, out: Path, wait: Sequence[str], *, full_screen: bool = False) -> Path:
+def screenshot(
+    tools: Path,
+    url: str,
+    out: Path,
+    wait: Sequence[str],
+    *,
+    full_screen: bool = False,
+    click: str | None = None,
+    nth: int = 0,
+) -> Path:
+    """``url`` as a PNG once it shows ``wait``; ``click``: first select the ``nth`` element that
+    shows exactly that text (a span in a trace's tree, say)."""
     extra = ["--full-screen"] if full_screen else []
+    if click is not None:
+        extra += ["--click", click, "--nth", str(nth)]
     browse(tools, "screenshot", url, str(out), *extra, wait=wait)
     return out

@@ -2,6 +2,7 @@
 // no browser), waits until it shows the given texts, and either screenshots it or prints its text.
 //
 //   node scripts/ui/browse.mjs screenshot URL OUT.png --wait TEXT [--wait TEXT] [--full-screen]
+//                                [--click TEXT [--nth N]]   select the Nth (0-based) element showing TEXT
 //   node scripts/ui/browse.mjs text URL --wait TEXT        prints {"text": "...", "title": "..."}
 //
 // AGENTSHIP_UI_TOOLS names the directory scripts/ui_tools.sh installed playwright-core into;
@@ -24,10 +25,12 @@ const TIMEOUT_MS = 60_000;
 
 function parse(argv) {
   const [mode, url, ...rest] = argv;
-  const options = { mode, url, out: null, wait: [], fullScreen: false };
+  const options = { mode, url, out: null, wait: [], fullScreen: false, click: null, nth: 0 };
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === "--wait") options.wait.push(rest[++i]);
     else if (rest[i] === "--full-screen") options.fullScreen = true;
+    else if (rest[i] === "--click") options.click = rest[++i];
+    else if (rest[i] === "--nth") options.nth = Number(rest[++i]);
     else if (!options.out) options.out = rest[i];
   }
   if (!["screenshot", "text"].includes(mode) || !url || (mode === "screenshot" && !options.out)) {
@@ -75,7 +78,15 @@ async function main() {
     await page.goto(options.url, { waitUntil: "domcontentloaded" });
     for (const text of options.wait) await page.getByText(text, { exact: false }).first().waitFor();
     await closeOverlays(page);
-    if (options.fullScreen) await clickIfShown(page, page.getByRole("button", { name: "Full screen" }));
+    if (options.fullScreen) {
+      await page.getByRole("button", { name: "Full screen" }).first().waitFor({ timeout: 10_000 }).catch(() => {});
+      await clickIfShown(page, page.getByRole("button", { name: "Full screen" }));
+      await page.waitForTimeout(1_000);
+    }
+    if (options.click) {
+      await page.getByText(options.click, { exact: true }).nth(options.nth).click();
+      await page.waitForTimeout(1_500); // the span's details load
+    }
     await page.waitForTimeout(1_000); // let the last layout settle
     if (options.mode === "screenshot") {
       await page.screenshot({ path: options.out });

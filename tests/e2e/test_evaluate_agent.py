@@ -139,6 +139,97 @@ def test_an_unknown_model_is_a_usage_error(backend: dict[str, str]) -> None:
     assert result.returncode == 2 and "no registered model version" in result.stderr
 
 
+def _runs() -> list[str]:
+    experiment = MlflowClient().get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    return [r.info.run_id for r in MlflowClient().search_runs([experiment.experiment_id])]
+
+
+def _version_tags() -> dict[str, str]:
+    return dict(MlflowClient().get_model_version_by_alias(NAME, "champion").tags)
+
+
+def _error_line(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--dataset", "/nonexistent.jsonl"],
+            "cannot read dataset file /nonexistent.jsonl: No such file or directory",
+        ),
+        (["--dataset", "{broken}"], "{broken}:2: not valid JSON: Expecting value"),
+        (
+            ["--dataset", str(DATASET), "--min-score", "expeced_facts=1"],
+            "--min-score expeced_facts/mean: no scorer of this evaluation produces it; it produces "
+            "expected_facts/mean, expected_tool_called/mean, latency_ms/max, latency_ms/mean, latency_ms/p90, "
+            "total_tokens/max, total_tokens/mean",
+        ),
+        (  # a judge's metric, without a judge model
+            ["--dataset", str(DATASET), "--max-score", "relevance_to_query/mean=2"],
+            "--max-score relevance_to_query/mean: no scorer of this evaluation produces it; it produces "
+            "expected_facts/mean, expected_tool_called/mean, latency_ms/max, latency_ms/mean, latency_ms/p90, "
+            "total_tokens/max, total_tokens/mean",
+        ),
+        (
+            ["--conversations", "/nonexistent.jsonl", "--simulator-model", "openai:/scripted-model"],
+            "cannot read dataset file /nonexistent.jsonl: No such file or directory",
+        ),
+    ],
+    ids=[
+        "missing-dataset",
+        "unparsable-dataset",
+        "unknown-metric",
+        "judge-metric-without-judge",
+        "missing-cases",
+    ],
+)
+def test_a_usage_error_is_found_before_anything_is_loaded_or_logged(
+    registered: str, backend: dict[str, str], args: list[str], message: str, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"inputs": {"input": "hi"}}\n{"inputs": \n')
+    args = [str(broken) if a == "{broken}" else a for a in args]
+    message = message.replace("{broken}", str(broken))
+    runs, tags = _runs(), _version_tags()
+    result = run_evaluate(registered, *args, env=backend)
+    assert (result.returncode, _error_line(result)) == (2, f"error: {message}"), result.stderr
+    assert _runs() == runs  # no run was opened
+    assert _version_tags() == tags  # and the version is as it was
+    # Nothing is loaded first: with a target that cannot load, the usage error is still the one.
+    unloadable = run_evaluate(f"runs:/{'0' * 32}/agent", *args, env=backend)
+    assert (unloadable.returncode, _error_line(unloadable)) == (2, f"error: {message}"), unloadable.stderr
+
+
+def test_an_evaluation_that_fails_midway_leaves_the_version_untagged(
+    registered: str, backend: dict[str, str]
+) -> None:
+    # The records are scored; then the simulated user's endpoint is down, so MLflow's simulator
+    # produces no conversation and its evaluate raises.
+    env = {**backend, "OPENAI_API_BASE": f"http://127.0.0.1:{free_port()}/v1"}
+    conversations = REPO / "datasets" / "example_conversations.jsonl"
+    runs, tags = _runs(), _version_tags()
+    result = run_evaluate(
+        registered, "--dataset", str(DATASET), "--conversations", str(conversations),
+        "--simulator-model", "openai:/scripted-model", "--max-turns", "2", env=env,
+    )  # fmt: skip
+    [failed] = [r for r in _runs() if r not in runs]
+    simulator = (
+        "Simulation produced no traces. This may indicate that all conversations failed during "
+        "simulation. Check the logs above for error details."
+    )
+    assert (result.returncode, _error_line(result)) == (
+        3,
+        f"error: the evaluation failed: {simulator} (run {failed} is marked FAILED; the version was not tagged)",
+    ), result.stderr
+    run = MlflowClient().get_run(failed)
+    assert run.info.status == "FAILED" and run.data.metrics["expected_tool_called/mean"] == 1.0
+    assert _version_tags() == tags
+
+
 @pytest.fixture(scope="module")
 def python_serving(registered: str, backend: dict[str, str], log_dir: Path) -> Iterator[ServerProcess]:
     port = free_port()

@@ -159,7 +159,7 @@ def test_malformed_json_gets_a_400(served: ServerProcess) -> None:
 
 
 def test_each_request_is_one_trace_with_model_and_tool_spans(served: ServerProcess) -> None:
-    invoke(served, {"input": [{"role": "user", "content": "What is the weather in Berlin?"}]})
+    reply = invoke(served, {"input": [{"role": "user", "content": "What is the weather in Berlin?"}]})
     traces = wait_for_traces(TRACE_EXPERIMENT, lambda t: "Berlin" in json.dumps(t.data.request))
     berlin = [t for t in traces if "Berlin" in json.dumps(t.data.request)]
     assert len(berlin) == 1, "expected exactly one trace for the request"
@@ -167,10 +167,23 @@ def test_each_request_is_one_trace_with_model_and_tool_spans(served: ServerProce
     spans = trace.data.spans
     roots = [s for s in spans if s.parent_id is None]
     assert len(roots) == 1 and roots[0].span_type == "AGENT"
-    assert sum(1 for s in spans if s.span_type == "CHAT_MODEL") >= 2
+    models = [s for s in spans if s.span_type == "CHAT_MODEL"]
+    assert len(models) == 2
     tools = [s for s in spans if s.span_type == "TOOL"]
-    assert [s.name for s in tools] == ["get_weather"]
-    assert tools[0].outputs == "The weather in Berlin is 15°C and cloudy."
+    call = reply.json()["output"][0]
+    # Under stock `mlflow models serve`, each span holds its inputs too.
+    assert [(s.name, s.inputs, s.outputs) for s in tools] == [
+        ("get_weather", {"city": "Berlin"}, "The weather in Berlin is 15°C and cloudy.")
+    ]
+    assert tools[0].attributes["gen_ai.tool.call.id"] == call["call_id"]
+    assert models[0].inputs[1:] == [{"role": "user", "content": "What is the weather in Berlin?"}]
+    assert models[1].inputs[-1] == {
+        "role": "tool",
+        "tool_call_id": call["call_id"],
+        "content": "The weather in Berlin is 15°C and cloudy.",
+    }
+    [agent] = [s for s in spans if s.name == "assistant"]
+    assert agent.inputs == {"tools": ["get_weather", "add"], "handoffs": ["travel_planner"]}
     assert trace.info.token_usage and trace.info.token_usage["total_tokens"] > 0
     for t in traces:
         assert SERVE_SECRET not in t.to_json()

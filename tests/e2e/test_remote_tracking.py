@@ -7,6 +7,7 @@ each request's trace arrives in the server's experiment with its whole span tree
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -53,6 +54,8 @@ def own_environment(home: Path, tracking: ServerProcess, **extra: str) -> dict[s
         "HOME": str(home),
         "TMPDIR": str(home / "tmp"),
         "MLFLOW_TRACKING_URI": tracking.url,
+        # Which checkout's code runs (a worktree's, say), not state: kept when it is set.
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
         **extra,
     }
 
@@ -155,5 +158,22 @@ def test_a_request_is_answered_and_traced_into_the_remote_experiment(
         assert seen is root
     assert sum(1 for s in spans if s.span_type == "CHAT_MODEL") >= 2
     (tool,) = [s for s in spans if s.span_type == "TOOL"]
-    assert tool.name == "get_weather" and tool.outputs == PARIS
+    (call, _, _) = reply.json()["output"]
+    assert (tool.name, tool.inputs, tool.outputs) == ("get_weather", {"city": "Paris"}, PARIS)
+    assert {k: v for k, v in tool.attributes.items() if k.startswith("gen_ai.")} == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "get_weather",
+        "gen_ai.tool.call.id": call["call_id"],
+        "gen_ai.tool.type": "function",
+    }
+    first = next(s for s in spans if s.span_type == "CHAT_MODEL")
+    assert first.inputs[1:] == [{"role": "user", "content": f"What is the weather in Paris? {mark}"}]
+    usage = first.attributes["mlflow.chat.tokenUsage"]
+    assert (
+        first.attributes["gen_ai.usage.input_tokens"],
+        first.attributes["gen_ai.usage.output_tokens"],
+    ) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
+    )
     assert trace.info.token_usage and trace.info.token_usage["total_tokens"] > 0

@@ -39,6 +39,7 @@ class Target:
     mode_prefix: str  # what custom_outputs.llama_stack_mode starts with
     scripted: ServerProcess
     make_knowledge_base: Callable[[str], dict] | None = None  # text -> toolgroup config
+    served_model: str | None = None  # the server's id for ``model``, when it names it otherwise
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,13 @@ def kb_07(server: ServerProcess) -> Callable[[str], dict]:
 @pytest.fixture(scope="session")
 def target_agents_02(llama_stack_02: ServerProcess, scripted: ServerProcess) -> Target:
     return Target(
-        "agents-0.2", llama_stack_02.url, "scripted-model", "agents@/v1", scripted, kb_02(llama_stack_02)
+        "agents-0.2",
+        llama_stack_02.url,
+        "scripted-model",
+        "agents@/v1",
+        scripted,
+        kb_02(llama_stack_02),
+        served_model="vllm/scripted-model",  # run-0.2.yaml registers it under its provider
     )
 
 

@@ -144,7 +144,8 @@ def test_usage_is_returned_where_the_server_reports_it(target: Target, load: Any
 
 
 def test_steps_are_traced_as_llm_and_tool_spans(target: Target, load: Any) -> None:
-    ask(load(target), "What is the weather in Berlin?")
+    question = "What is the weather in Berlin?"
+    response = ask(load(target), question)
     trace_id = mlflow.get_last_active_trace_id()
     assert trace_id is not None
     trace = mlflow.get_trace(trace_id, flush=True)
@@ -155,8 +156,37 @@ def test_steps_are_traced_as_llm_and_tool_spans(target: Target, load: Any) -> No
     llm = [s for s in spans if s.span_type == "LLM"]
     tools = [s for s in spans if s.span_type == "TOOL"]
     assert len(llm) == 2 and all(s.parent_id == root.span_id for s in llm)
-    assert [s.name for s in tools] == ["get_weather"]
-    assert tools[0].outputs == "The weather in Berlin is 15°C and cloudy."
+    answer = "The weather in Berlin is 15°C and cloudy."
+    [call] = [o for o in dumped(response) if o["type"] == "function_call"]
+    assert [(s.name, s.inputs, s.outputs) for s in tools] == [("get_weather", {"city": "Berlin"}, answer)]
+    assert {k: v for k, v in tools[0].attributes.items() if k.startswith("gen_ai.")} == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "get_weather",
+        "gen_ai.tool.call.id": call["call_id"],
+        "gen_ai.tool.type": "function",
+    }
+    # What each model call was given: the question first; the tool's answer next.
+    first, second = (s.inputs for s in llm)
+    if target.name.startswith("agents"):  # the turn's messages, then the steps before it
+        assert first == {"messages": [{"role": "user", "content": question}]}
+        assert second["messages"][0] == first["messages"][0]
+        assert second["messages"][-1] == {
+            "call_id": call["call_id"],
+            "tool_name": "get_weather",
+            "content": answer,
+        }
+    else:  # the instructions and the SDK's input items
+        assert first == {"instructions": "You are terse.", "input": [{"role": "user", "content": question}]}
+        assert second["instructions"] == "You are terse." and second["input"][0] == first["input"][0]
+        assert second["input"][-1] == {
+            "call_id": call["call_id"],
+            "output": answer,
+            "type": "function_call_output",
+        }
+    for span in llm:
+        model = target.served_model or target.model
+        assert span.attributes["mlflow.llm.model"] == span.attributes["gen_ai.request.model"] == model
+        assert span.attributes["gen_ai.operation.name"] == "chat"
     if not target.name.startswith("agents"):  # the Agents API reports no usage
         assert all(s.attributes.get("mlflow.chat.tokenUsage", {}).get("total_tokens", 0) > 0 for s in llm)
     assert SECRET not in trace.to_json()

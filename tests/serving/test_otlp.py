@@ -20,15 +20,19 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+import yaml
 
 from agentship.testing.phoenix import find_phoenix, spans, start_phoenix
 from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
-from tests.e2e.helpers import wait_for_traces
+from tests.e2e.helpers import REPO, wait_for_traces
 
 pytestmark = pytest.mark.e2e
 
 HEADER_SECRET = "otlp-SECRET-5e21c"
 HEADERS = f"x-otlp-token={HEADER_SECRET},Authorization=Bearer%20{HEADER_SECRET}"
+INSTRUCTIONS = yaml.safe_load((REPO / "agentship" / "configs" / "openai_agents.yaml").read_text())[
+    "instructions"
+]
 SPAN_NAMES = [
     "assistant",
     "generation scripted-model",
@@ -134,9 +138,69 @@ def assert_one_whole_trace(trace: list[dict[str, Any]], name: str) -> None:
         while seen["parent_id"] is not None:
             seen = by_id[seen["parent_id"]]
         assert seen is root
+    assert_span_fields(trace, name)
+
+
+def assert_span_fields(trace: list[dict[str, Any]], name: str) -> None:
+    """What each span carries on the receiving side, exactly: MLflow's inputs and outputs, and
+    the GenAI attributes Phoenix reads (it derives its span kinds, model and tokens from them)."""
+    (root,) = [s for s in trace if s["parent_id"] is None]
+    answer = f"No forecast is available for {name}."
     (tool,) = [s for s in trace if _attribute(s, "mlflow.spanType") == "TOOL"]
-    assert name in _attribute(tool, "mlflow.spanOutputs")
-    assert name in json.dumps(_attribute(root, "mlflow.spanOutputs"))
+    (agent,) = [s for s in trace if s["name"] == "assistant"]
+    first, second = sorted(
+        (s for s in trace if s["name"].startswith("generation")), key=lambda s: s["start_time"]
+    )
+    [call, output, _] = _attribute(root, "mlflow.spanOutputs")["output"]
+    assert output == {"type": "function_call_output", "call_id": call["call_id"], "output": answer}
+    assert (_attribute(tool, "mlflow.spanInputs"), _attribute(tool, "mlflow.spanOutputs")) == (
+        {"city": name},
+        answer,
+    )
+    assert {k: v for k, v in tool["attributes"].items() if k.startswith(("gen_ai.", "tool."))} == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "get_weather",
+        "gen_ai.tool.call.id": call["call_id"],
+        "gen_ai.tool.type": "function",
+        "tool.name": "get_weather",  # Phoenix's own, from the GenAI attributes
+        "tool.id": call["call_id"],
+    }
+    assert (tool["span_kind"], agent["span_kind"], first["span_kind"], second["span_kind"]) == (
+        "TOOL",
+        "AGENT",
+        "LLM",
+        "LLM",
+    )
+    assert _attribute(agent, "mlflow.spanInputs") == {
+        "tools": ["get_weather", "add"],
+        "handoffs": ["travel_planner"],
+    }
+    assert (agent["attributes"]["gen_ai.operation.name"], agent["attributes"]["gen_ai.agent.name"]) == (
+        "invoke_agent",
+        "assistant",
+    )
+    system = {"content": INSTRUCTIONS, "role": "system"}
+    user = {"role": "user", "content": f"What is the weather in {name}?"}
+    assert _attribute(first, "mlflow.spanInputs") == [system, user]
+    assert _attribute(second, "mlflow.spanInputs")[-1] == {
+        "role": "tool",
+        "tool_call_id": call["call_id"],
+        "content": answer,
+    }
+    for model in (first, second):
+        usage = _attribute(model, "mlflow.chat.tokenUsage")
+        attributes = model["attributes"]
+        assert {k: v for k, v in attributes.items() if k.startswith("gen_ai.")} == {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "scripted-model",
+            "gen_ai.request.temperature": 0.2,
+            "gen_ai.usage.input_tokens": usage["input_tokens"],
+            "gen_ai.usage.output_tokens": usage["output_tokens"],
+        }
+        assert (attributes["llm.model_name"], attributes["llm.token_count.prompt"]) == (
+            "scripted-model",
+            usage["input_tokens"],
+        )
 
 
 def test_the_span_tree_and_token_usage_arrive_in_phoenix_and_in_mlflow(
@@ -156,6 +220,13 @@ def test_the_span_tree_and_token_usage_arrive_in_phoenix_and_in_mlflow(
     (mlflow_trace,) = [t for t in stored if name in json.dumps(t.data.request)]
     assert sorted(s.name for s in mlflow_trace.data.spans) == SPAN_NAMES
     assert mlflow_trace.info.token_usage["total_tokens"] == answer["usage"]["total_tokens"]
+    (stored_tool,) = [s for s in mlflow_trace.data.spans if s.span_type == "TOOL"]
+    (phoenix_tool,) = [s for s in trace if s["name"] == "get_weather"]
+    assert (stored_tool.inputs, stored_tool.outputs) == (
+        {"city": name},
+        f"No forecast is available for {name}.",
+    )
+    assert stored_tool.attributes["gen_ai.tool.call.id"] == phoenix_tool["attributes"]["gen_ai.tool.call.id"]
 
 
 def test_the_headers_are_never_logged(dual: ServerProcess) -> None:

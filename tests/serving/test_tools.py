@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,19 @@ def text(body: dict[str, Any]) -> str:
     return "".join(p.get("text", "") for p in body["output"][-1].get("content") or [])
 
 
+def docs_text(topic: str) -> str:
+    return f"The docs on {topic} say: deploy with python -m serving."
+
+
+def assert_time_text(text: str, timezone: str) -> None:
+    """mcp-server-time's answer as it writes it: its JSON, indented by two, and nothing else."""
+    value = json.loads(text)
+    assert text == json.dumps(value, indent=2)
+    assert list(value) == ["timezone", "datetime", "day_of_week", "is_dst"]
+    assert value["timezone"] == timezone
+    assert value["day_of_week"] == datetime.fromisoformat(value["datetime"]).strftime("%A")
+
+
 # -- MCP ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mcp_model() -> str:
@@ -144,24 +158,34 @@ def test_mcp_tools_over_stdio_and_streamable_http_are_mcp_calls(
     assert kinds(timed) == ["mcp_call", "message"]
     call = timed["output"][0]
     assert (call["server_label"], call["name"], call["status"]) == ("time", "get_current_time", "completed")
-    assert json.loads(call["arguments"]) == {"timezone": "Europe/Paris"} and "Europe/Paris" in call["output"]
+    assert json.loads(call["arguments"]) == {"timezone": "Europe/Paris"}
+    assert_time_text(call["output"], "Europe/Paris")
     docs = responses(mcp_server, {"input": "Please look in the docs about Deployment"})
     assert [(c["server_label"], c["name"]) for c in docs["output"][:1]] == [("docs", "lookup_docs")]
-    assert "The docs on Deployment say: deploy with python -m serving." in docs["output"][0]["output"]
-    offered = next(
-        r for r in reversed(httpx.get(f"{scripted.url}/scripted/requests").json()) if mark in json.dumps(r)
-    )
+    assert docs["output"][0]["output"] == docs_text("Deployment")
+    seen = [r for r in httpx.get(f"{scripted.url}/scripted/requests").json() if mark in json.dumps(r)]
+    offered = seen[-1]
+    # The model was given the tool's text itself (a string, not content parts), as the client is.
+    assert [r["tool_results"] for r in seen] == [[], [call["output"]]]
     # Filters hold: allowed_tools on the time server, blocked_tools on the docs server.
     assert sorted(offered["tools"]) == [
         "convert_time",
         "explode",
+        "fetch_bundle",
         "get_current_time",
         "get_weather",
         "lookup_docs",
     ]
     traces = wait_for_traces(EXPERIMENT, lambda t: mark in json.dumps(t.data.request))
     trace = next(t for t in traces if mark in json.dumps(t.data.request))
-    assert [s.name for s in trace.data.spans if s.span_type == "TOOL"] == ["get_current_time"]
+    [tool] = [s for s in trace.data.spans if s.span_type == "TOOL"]
+    # MLflow's SQL store un-nests an attribute holding JSON text: the output comes back parsed.
+    assert (tool.name, tool.inputs, tool.outputs) == (
+        "get_current_time",
+        {"timezone": "Europe/Paris"},
+        json.loads(call["output"]),
+    )
+    assert tool.attributes["gen_ai.tool.call.id"] == call["id"].removeprefix("mcp_")
 
 
 def test_mcp_tools_under_mlflow_models_serve(
@@ -174,13 +198,17 @@ def test_mcp_tools_under_mlflow_models_serve(
     )
     assert kinds(body) == ["function_call", "function_call_output", "message"]
     assert body["output"][0]["name"] == "lookup_docs" and body["output"][0]["server_label"] == "docs"
-    assert "The docs on Tracing say" in body["output"][1]["output"]
+    assert body["output"][1] == {
+        "type": "function_call_output",
+        "call_id": body["output"][0]["call_id"],
+        "output": docs_text("Tracing"),
+    }
 
 
 def test_a_failing_mcp_tool_is_an_error_result_for_the_model(mcp_server: ServerProcess) -> None:
     body = responses(mcp_server, {"input": "Time to explode because Testing"})
     assert kinds(body) == ["mcp_call", "message"] and body["status"] == "completed"
-    assert "Error executing tool explode" in body["output"][0]["output"]
+    assert body["output"][0]["output"] == "Error executing tool explode"  # the server's whole error text
     assert "The explode tool returned:" in text(body)
 
 
@@ -234,7 +262,8 @@ def test_an_mcp_server_down_at_load_is_skipped_then_picked_up(
     try:
         _wait_health(server, "docs", "ok")
         body = responses(server, {"input": "Please look in the docs about Recovery"})
-        assert body["output"][0]["server_label"] == "docs" and "Recovery" in body["output"][0]["output"]
+        assert body["output"][0]["server_label"] == "docs"
+        assert body["output"][0]["output"] == docs_text("Recovery")
     finally:
         docs.stop()
 
@@ -261,7 +290,7 @@ def test_a_stdio_mcp_server_that_dies_is_restarted(mcp_server: ServerProcess) ->
     assert second != first  # a new process
     after = responses(mcp_server, {"input": "What is the current time in Asia/Tokyo?"})
     assert after["output"][0]["name"] == "get_current_time"
-    assert "Asia/Tokyo" in after["output"][0]["output"] and "datetime" in after["output"][0]["output"]
+    assert_time_text(after["output"][0]["output"], "Asia/Tokyo")
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:

@@ -16,7 +16,8 @@ from agentship.errors import ConfigError
 from agentship.evaluation import dataset, gate
 from agentship.evaluation.cli import build_parser, options_from, report
 from agentship.evaluation.judges import judge_scorers, model_from
-from agentship.evaluation.runner import EvaluationOutcome
+from agentship.evaluation.plan import plan_evaluation
+from agentship.evaluation.runner import EvaluationOptions, EvaluationOutcome
 from agentship.evaluation.scorers import (
     expected_facts,
     expected_tool_called,
@@ -245,3 +246,51 @@ def test_the_middleware_rewrites_only_chat_completion_posts() -> None:
 
     asyncio.run(wrapped({"type": "http", "method": "GET", "path": "/v1/models"}, untouched, None))
     assert seen[1] == b"raw"
+
+
+# -- the plan: arguments checked before anything runs ------------------------------------------
+def test_the_plan_reads_the_data_and_knows_the_metrics_its_scorers_produce() -> None:
+    options = EvaluationOptions(target="models:/x@y", dataset=REPO / "datasets" / "example_agent.jsonl")
+    plan = plan_evaluation(options)
+    assert plan.records == dataset.load_records(REPO / "datasets" / "example_agent.jsonl")
+    assert plan.metrics() == {
+        "expected_tool_called/mean",
+        "expected_facts/mean",
+        "latency_ms/mean",
+        "latency_ms/p90",
+        "latency_ms/max",
+        "total_tokens/mean",
+        "total_tokens/max",
+    }
+    judged = plan_evaluation(
+        EvaluationOptions(target="x", dataset=options.dataset, judge_model="openai:/judge")
+    )
+    assert judged.metrics() - plan.metrics() == {"relevance_to_query/mean", "correctness/mean"}
+    unsimulated = plan_evaluation(
+        EvaluationOptions(target="x", conversations=REPO / "datasets" / "example_conversations.jsonl")
+    )
+    assert (unsimulated.records, unsimulated.simulation, unsimulated.metrics()) == (None, None, set())
+    assert unsimulated.notes == [
+        "conversations skipped: no user simulator (AGENTSHIP_SIMULATOR_MODEL or --simulator-model)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_turns": 0}, "--max-turns must be at least 1, not 0"),
+        ({"promote_alias": "prod"}, "--promote needs at least one --min-score or --max-score to gate on"),
+        (
+            {"thresholds": (gate.parse_threshold("latency_ms/p99=9", "max"),)},
+            "--max-score latency_ms/p99: no scorer of this evaluation produces it; it produces "
+            "expected_facts/mean, expected_tool_called/mean, latency_ms/max, latency_ms/mean, latency_ms/p90, "
+            "total_tokens/max, total_tokens/mean",
+        ),
+    ],
+)
+def test_the_plan_refuses_what_cannot_run(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_evaluation(
+            EvaluationOptions(target="x", dataset=REPO / "datasets" / "example_agent.jsonl", **options)
+        )
+    assert info.value.message == message

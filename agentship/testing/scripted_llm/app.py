@@ -67,6 +67,7 @@ class ScriptedLLM:
                 "stream": bool(body.get("stream")),
                 "messages": [asdict(m) for m in messages],
                 "tools": [t.name for t in tools],
+                "tool_results": wire.tool_results(body),
                 "settings": wire.settings_of(body),
             }
         )

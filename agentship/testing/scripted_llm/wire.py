@@ -91,6 +91,17 @@ def parse_responses_request(body: dict[str, Any]) -> tuple[list[Message], list[T
     return messages, tools
 
 
+def tool_results(body: dict[str, Any]) -> list[Any]:
+    """Each tool result of a request exactly as it came (a string, or a list of content parts):
+    recorded so that tests can see the shape the model was given, not just its text."""
+    if "messages" in body:
+        return [m.get("content") for m in body.get("messages") or [] if m.get("role") == "tool"]
+    items = body.get("input")
+    if not isinstance(items, list):
+        return []
+    return [i.get("output") for i in items if isinstance(i, dict) and i.get("type") == "function_call_output"]
+
+
 def prompt_tokens(messages: list[Message]) -> int:
     return sum(count_tokens(m.text) for m in messages)
 

@@ -6,10 +6,12 @@ FastMCP before mcp 2). It only answers requests that carry the token ``DOCS_MCP_
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ContentBlock, EmbeddedResource, ImageContent, TextContent, TextResourceContents
 from starlette.responses import JSONResponse
 
 server = MCPServer("docs")
@@ -19,6 +21,26 @@ server = MCPServer("docs")
 def lookup_docs(topic: str) -> str:
     """Look a topic up in the product docs."""
     return f"The docs on {topic} say: deploy with python -m serving."
+
+
+PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 56).decode()
+"""A 64-byte stand-in for a PNG image."""
+
+
+@server.tool()
+def fetch_bundle(topic: str) -> list[ContentBlock]:
+    """The docs on a topic as several content blocks: text, a diagram, the source page."""
+    return [
+        TextContent(type="text", text=f"Bundle on {topic}:"),
+        TextContent(type="text", text="Traces are kept in MLflow."),
+        ImageContent(type="image", data=PIXEL, mime_type="image/png"),
+        EmbeddedResource(
+            type="resource",
+            resource=TextResourceContents(
+                uri=f"docs://{topic}", mime_type="text/plain", text=f"{topic}: see the README."
+            ),
+        ),
+    ]
 
 
 @server.tool()
