@@ -39,6 +39,6 @@ class LocalAgent(AgentClient):
         if callable(close):
             close()
         try:
-            mlflow.flush_trace_async_logging()
+            mlflow.flush_trace_async_logging(terminate=True)  # later traces are then written at once
         except Exception:  # tracing never fails the client
             _logger.warning("could not write this run's traces", exc_info=True)

@@ -99,9 +99,12 @@ class LocalTarget:
         return answer if isinstance(answer, dict) else dict(answer)
 
     def close(self) -> None:
+        """Close the model, then write its runs' traces (MLflow's export queue would otherwise
+        be cut short at interpreter exit)."""
         raw = self._model.get_raw_model() if hasattr(self._model, "get_raw_model") else None
         if raw is not None and hasattr(raw, "close"):
             raw.close()
+        mlflow.flush_trace_async_logging(terminate=True)  # later traces are then written at once
 
 
 @dataclass

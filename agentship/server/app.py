@@ -102,7 +102,7 @@ class AgentServer:
     @asynccontextmanager
     async def _running(self, _: object) -> AsyncIterator[None]:
         try:
-            async with running(self.settings, self._runner) as services:
+            async with running(self.settings, self._runner, bearer_auth=self.keys is not None) as services:
                 self.services = services
                 self._app = self._build(services)
                 yield

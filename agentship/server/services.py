@@ -50,6 +50,8 @@ class Services:
     background: BackgroundRuns | None = None
     traces: trace_export.TraceExport | None = None
     a2a: A2AService | None = None
+    bearer_auth: bool = False
+    """Whether requests need a bearer key (the A2A card declares it)."""
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -154,7 +156,9 @@ def _a2a(services: Services) -> A2AService:
 
 
 @asynccontextmanager
-async def running(settings: ServerSettings, runner: ModelRunner | None = None) -> AsyncIterator[Services]:
+async def running(
+    settings: ServerSettings, runner: ModelRunner | None = None, bearer_auth: bool = False
+) -> AsyncIterator[Services]:
     """The server's services, from its start to its stop."""
     started = time.monotonic()
     admission = Admission(settings.max_concurrency, settings.retry_after_s)
@@ -165,7 +169,7 @@ async def running(settings: ServerSettings, runner: ModelRunner | None = None) -
         if runner is None:
             runner = await _load(settings, started)
         stack.push_async_callback(asyncio.to_thread, runner.close)
-        services = Services(settings, runner, admission)
+        services = Services(settings, runner, admission, bearer_auth=bearer_auth)
         services.started, services.traces = started, traces
         await _open_state(services, stack)
         if settings.a2a:

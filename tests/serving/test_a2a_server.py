@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 
@@ -50,7 +51,9 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 10) -> Non
 def test_the_agent_card_describes_the_model(a2a: ServerProcess) -> None:
     card = httpx.get(f"{a2a.url}/.well-known/agent-card.json", timeout=10).json()
     assert card["name"] == "assistant"
-    assert card["description"].startswith("You are a concise assistant.")
+    assert card["description"] == "The agent assistant, served by agentship."  # not its system prompt
+    assert "concise" not in json.dumps(card)
+    assert "securitySchemes" not in card and "securityRequirements" not in card  # no keys here
     assert {s["id"] for s in card["skills"]} == {"get_weather", "add", "travel_planner"}
     weather = next(s for s in card["skills"] if s["id"] == "get_weather")
     assert weather["description"] == "Get the current weather for a city."

@@ -324,3 +324,21 @@ def test_an_a2a_task_and_its_context_are_its_users(
     assert get_task(server, task["id"], bob)["error"]["code"] == -32001
     send(server, f"bob-{mark} in her context", bob, context_id=task["contextId"])
     assert not [m for m in model_saw(scripted, f"bob-{mark}") if f"alice-{mark}" in m]
+
+
+def test_with_keys_the_agent_card_is_public_and_declares_bearer_auth(keyed: ServerProcess) -> None:
+    """An A2A client finds out from the card how to authenticate: it is served without a key, and
+    declares HTTP bearer auth as required (in the 1.0 fields and in 0.3's)."""
+    reply = httpx.get(f"{keyed.url}/.well-known/agent-card.json", timeout=10)
+    assert reply.status_code == 200
+    card = reply.json()
+    scheme = {"description": "an API key of this server", "scheme": "Bearer"}
+    assert card["securitySchemes"] == {"bearer": {"httpAuthSecurityScheme": scheme, **scheme, "type": "http"}}
+    assert card["securityRequirements"] == [{"schemes": {"bearer": {}}}]
+    assert card["security"] == [{"bearer": []}]
+    assert (
+        httpx.post(
+            f"{keyed.url}/", json={"jsonrpc": "2.0", "id": 1, "method": "GetTask"}, timeout=10
+        ).status_code
+        == 401
+    )

@@ -189,7 +189,8 @@ class _Card:
             runner = self.services.runner
             self._agent = await asyncio.to_thread(describe, runner.model_config(), runner.model_uri)
         url = self.services.settings.a2a_url or str(request.base_url)
-        return JSONResponse(agent_card_to_dict(agent_card(self._agent, url)))
+        card = agent_card(self._agent, url, bearer=self.services.bearer_auth)
+        return JSONResponse(agent_card_to_dict(card))
 
 
 _CAPABILITIES = agent_card(AgentDescription("agent", "agent", [Skill("chat", "chat")]), RPC_PATH)
