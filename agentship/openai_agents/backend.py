@@ -10,13 +10,13 @@ and a run that pauses (a tool needing approval, a client's own tool) is kept unt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import openai
 from agents.memory import Session
-from agents.run_state import RunState
 from mlflow.types.responses import ResponsesAgentRequest
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,7 +27,6 @@ from agents import (
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     RunConfig,
-    RunContextWrapper,
     Runner,
     RunResult,
     RunResultStreaming,
@@ -36,15 +35,17 @@ from agentship.errors import AgentError, BackendError, ConfigError, InvalidReque
 from agentship.events import AgentEvent, Completed, ItemDone
 from agentship.inputs import input_dicts
 from agentship.openai_agents.agent_tree import AgentParts, build_agent
-from agentship.openai_agents.approvals import ApprovalPolicy, approval_request, call_id_of, server_of
+from agentship.openai_agents.approvals import ApprovalPolicy, approval_request, call_id_of
 from agentship.openai_agents.config import OpenAIAgentsConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
+from agentship.openai_agents.resume import Resumption, put_back, take_paused
 from agentship.openai_agents.tools import AgentRunContext, load_tool
 from agentship.state import StateSettings, StateStore
+from agentship.state.engine import settled
 
 __all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
 
@@ -166,44 +167,6 @@ class OpenAIAgentsBackend:
             )
         return agent
 
-    async def _paused(
-        self, agent: Agent[AgentRunContext], plan: RequestPlan, context: AgentRunContext
-    ) -> RunState[Any, Any] | None:
-        """The paused run this request answers, with its answers applied; None if it answers none."""
-        if not plan.answered or self._store is None:
-            if plan.approvals and self._store is None:
-                raise InvalidRequestError("tool approvals need the state store (AGENTSHIP_STATE_URL is none)")
-            return None
-        user = context.user_id or ""
-        blob = None
-        for call_id in plan.answered:
-            if (blob := await self._store.paused.get(user, call_id)) is not None:
-                break
-        if blob is None:
-            if plan.approvals:
-                raise InvalidRequestError(
-                    "the approval answers no paused run of this user (it may have expired)"
-                )
-            return None  # a client sent its tools' outputs with the history: a plain run continues
-        state: RunState[Any, Any] = await RunState.from_json(
-            agent, blob, context_override=RunContextWrapper(context)
-        )
-        for item in state.get_interruptions():
-            call_id = call_id_of(item)
-            if (decision := plan.approvals.get(call_id)) is not None:
-                if decision.approve:
-                    state.approve(item)
-                else:
-                    state.reject(
-                        item, rejection_message=decision.reason or "The user rejected this tool call."
-                    )
-            elif call_id in plan.client_outputs:
-                state.approve(item)  # the client's tool "runs": it returns the output the client sent
-        await self._store.paused.forget(
-            user, [call_id_of(i) for i in state.get_interruptions()] + plan.answered
-        )
-        return state
-
     async def _run(
         self,
         items: list[dict[str, Any]],
@@ -213,14 +176,25 @@ class OpenAIAgentsBackend:
         deltas: bool,
     ) -> AsyncIterator[AgentEvent]:
         agent = self._agent_for(plan)
-        paused = await self._paused(agent, plan, context)
-        resumed = {}
-        if paused is not None:
-            for item in paused.get_interruptions():
-                if call_id_of(item) in plan.approvals:
-                    raw = item.raw_item
-                    call = raw if isinstance(raw, dict) else raw.model_dump(exclude_none=True)
-                    resumed[call_id_of(item)] = {**call, "server_label": server_of(item)}
+        resumption = await take_paused(self._store, agent, plan, context)
+        try:
+            async for event in self._execute(agent, items, plan, context, session, deltas, resumption):
+                yield event
+        except BaseException:
+            if resumption is not None and self._store is not None:
+                await put_back(self._store, resumption.taken)  # the client can answer again
+            raise
+
+    async def _execute(
+        self,
+        agent: Agent[AgentRunContext],
+        items: list[dict[str, Any]],
+        plan: RequestPlan,
+        context: AgentRunContext,
+        session: Session | None,
+        deltas: bool,
+        resumption: Resumption | None,
+    ) -> AsyncIterator[AgentEvent]:
         arguments: dict[str, Any] = {
             "context": context,
             "max_turns": self.config.max_turns,
@@ -229,14 +203,14 @@ class OpenAIAgentsBackend:
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
-                session_input_callback=keep_new_turn if session is not None and paused is None else None,
+                session_input_callback=keep_new_turn if session is not None and resumption is None else None,
             ),
         }
-        start = paused if paused is not None else to_run_input(items)
+        start = resumption.state if resumption is not None else to_run_input(items)
         translator = StreamTranslator(
             hold=self._policy.needs,
-            resumed={k: _function_call(v) for k, v in resumed.items()},
-            silent=frozenset(plan.client_outputs) if paused is not None else frozenset(),
+            resumed={k: _function_call(v) for k, v in (resumption.resumed if resumption else {}).items()},
+            silent=frozenset(plan.client_outputs) if resumption is not None else frozenset(),
         )
         result: RunResult | RunResultStreaming
         if deltas:
@@ -275,14 +249,20 @@ class OpenAIAgentsBackend:
             raise InvalidRequestError(
                 "this run pauses for approval, which needs the state store (AGENTSHIP_STATE_URL)"
             )
-        await self._store.paused.put(
+        store = self._store
+        run_id = await store.paused.put(
             context.user_id or "", [call_id_of(i) for i in interruptions], result.to_state().to_json()
         )
-        for item in interruptions:
-            if item.tool_name not in plan.client_tool_names:
-                request_item = approval_request(item)
-                translator.output_items.append(request_item)
-                yield ItemDone(request_item)
+        try:
+            for item in interruptions:
+                if item.tool_name not in plan.client_tool_names:
+                    request_item = approval_request(item)
+                    translator.output_items.append(request_item)
+                    yield ItemDone(request_item)
+        except BaseException:
+            with contextlib.suppress(StateError):  # the turn failed after all: nothing of it stays
+                await settled(store.paused.discard(run_id))
+            raise
 
     def _map_error(self, exc: BaseException) -> BaseException:
         """The package error for a failed run: a client-safe message, the detail logged here."""

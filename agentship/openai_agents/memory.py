@@ -2,21 +2,38 @@
 over the state store's database.
 
 With a ``conversation_id``, a run reads the conversation's history from its session, and the
-SDK appends the turn's items when it ends. Turns of one conversation run one at a time, across
-replicas (a lease in the store), and the session is kept to the store's item limit.
+SDK appends the turn's items as it goes (the input before the first model call). Turns of one
+conversation run one at a time, across replicas (a lease in the store), and a turn is all or
+nothing: every row it wrote is remembered, and a turn that fails, is cancelled, trips a
+guardrail or loses its lease takes them back before it lets the conversation go, so a retry
+records the turn once and a blocked input is never sent to the model again. Its writes check
+the lease in their own transaction: a turn whose lease was taken over can no longer write. A
+kept turn stands: trimming the session to the store's item limit afterwards is best effort.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
+from sqlalchemy import delete, insert, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from agentship.errors import StateError
 from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
+from agentship.state.engine import settled, transaction
+from agentship.state.locks import LOST, LeaseLostError
+from agentship.state.schema import agent_messages, agent_sessions
+
+_logger = logging.getLogger(__name__)
 
 
 def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
@@ -29,6 +46,70 @@ def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
     return [*history, *(new_turn(new_items) if history else new_items)]
 
 
+class TurnSession(SQLAlchemySession):
+    """A conversation's SDK session for one turn: writes fenced by the turn's lease and
+    remembered, so that a failed turn takes back exactly what it wrote and nothing else."""
+
+    def __init__(self, key: str, store: StateStore) -> None:
+        super().__init__(
+            key,
+            engine=store.engine,
+            create_tables=False,  # the store's migrations own the schema
+            session_settings=SessionSettings(limit=store.settings.max_items),
+            ensure_ascii=False,
+        )
+        self.store = store
+        self.written: list[int] = []
+        """The ids of the rows this turn added, in order."""
+        self._writes: set[asyncio.Task[None]] = set()
+        self._over = False
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        if not items:
+            return
+        if self._over:
+            raise LeaseLostError("the turn is over; its session takes no more items")
+        rows = [{"session_id": self.session_id, "message_data": await self._serialize_item(i)} for i in items]
+        write = asyncio.ensure_future(self._insert(rows))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await settled(write)  # a cancelled turn still learns which rows it wrote
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        engine = self.store.engine
+        upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        async with transaction(engine) as conn:
+            if not await self.store.locks.fence(conn, self.session_id):
+                raise LeaseLostError(LOST)
+            await conn.execute(
+                upsert(agent_sessions).values(session_id=self.session_id).on_conflict_do_nothing()
+            )
+            added = await conn.execute(insert(agent_messages).returning(agent_messages.c.id), rows)
+            ids = list(added.scalars())
+            await conn.execute(
+                update(agent_sessions)
+                .where(agent_sessions.c.session_id == self.session_id)
+                .values(updated_at=text("CURRENT_TIMESTAMP"))
+            )
+        self.written += ids
+
+    async def take_back(self) -> int:
+        """End the turn and delete every row it added (once its writes in flight have settled)."""
+        self._over = True
+        if self._writes:
+            await asyncio.wait(set(self._writes))
+        if not self.written:
+            return 0
+        async with transaction(self.store.engine) as conn:
+            done = await conn.execute(
+                delete(agent_messages).where(
+                    agent_messages.c.session_id == self.session_id, agent_messages.c.id.in_(self.written)
+                )
+            )
+        self.written = []
+        return done.rowcount or 0
+
+
 class ConversationMemory:
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -38,15 +119,29 @@ class ConversationMemory:
         SQLAlchemySession("agentship-warmup", engine=store.engine, create_tables=False)
 
     @asynccontextmanager
-    async def turn(self, user_id: str, conversation_id: str) -> AsyncIterator[SQLAlchemySession]:
-        """The conversation's session, held for one turn; trimmed to the limit afterwards."""
+    async def turn(self, user_id: str, conversation_id: str) -> AsyncIterator[TurnSession]:
+        """The conversation's session, held for one turn: kept if the block ends normally (then
+        trimmed to the limit), taken back if it raises, is cancelled or loses the lease."""
         key = conversation_key(user_id, conversation_id)
-        async with self.store.locks.hold(key):
-            yield SQLAlchemySession(
-                key,
-                engine=self.store.engine,
-                create_tables=False,  # the store's migrations own the schema
-                session_settings=SessionSettings(limit=self.store.settings.max_items),
-                ensure_ascii=False,
-            )
+        async with self.store.locks.hold(key) as lease:
+            session = TurnSession(key, self.store)
+            try:
+                yield session
+            except BaseException:
+                await self._take_back(session)
+                raise
+            lease.stop_keeping()  # the turn is kept: from here on nothing can cancel it
+            if lease.lost:  # (its cancellation was swallowed on the way)
+                await self._take_back(session)
+                raise LeaseLostError(LOST)
             await self.store.trim_session(key)
+
+    @staticmethod
+    async def _take_back(session: TurnSession) -> None:
+        try:
+            taken = await settled(session.take_back())
+        except StateError:
+            _logger.error("could not take back a failed turn from its conversation's session")
+        else:
+            if taken:
+                _logger.info("took back %d session items of a failed turn", taken)
