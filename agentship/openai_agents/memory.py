@@ -4,25 +4,26 @@ over the state store's database.
 With a ``conversation_id``, a run reads the conversation's history from its session, and the
 SDK appends the turn's items as it goes (the input before the first model call). Turns of one
 conversation run one at a time, across replicas (a lease in the store), and a turn is all or
-nothing: every row it wrote is remembered, and a turn that fails, is cancelled, trips a
-guardrail or loses its lease takes them back before it lets the conversation go, so a retry
-records the turn once and a blocked input is never sent to the model again. Its writes check
-the lease in their own transaction: a turn whose lease was taken over can no longer write. A
-kept turn stands: trimming the session to the store's item limit afterwards is best effort.
+nothing (:mod:`agentship.state.turns`): one that fails, is cancelled, trips a guardrail or loses
+its lease is taken back before the conversation is let go, and one that a SIGKILL or an outage
+cut short is taken back by the next turn. So a retry records the turn once, and a blocked input
+is never sent to the model again. The session's writes check the lease in their own
+transaction: a turn whose lease was taken over can no longer write. A kept turn stands:
+trimming the session to the store's item limit afterwards is best effort.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,8 +31,9 @@ from agentship.errors import StateError
 from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
 from agentship.state.engine import settled, transaction
-from agentship.state.locks import LOST, LeaseLostError
+from agentship.state.locks import LOST, Lease, LeaseLostError
 from agentship.state.schema import agent_messages, agent_sessions
+from agentship.state.turns import begin_turn, keep_turn, undo_turn
 
 _logger = logging.getLogger(__name__)
 
@@ -47,8 +49,7 @@ def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
 
 
 class TurnSession(SQLAlchemySession):
-    """A conversation's SDK session for one turn: writes fenced by the turn's lease and
-    remembered, so that a failed turn takes back exactly what it wrote and nothing else."""
+    """A conversation's SDK session for one turn, whose writes check the turn's lease."""
 
     def __init__(self, key: str, store: StateStore) -> None:
         super().__init__(
@@ -59,8 +60,6 @@ class TurnSession(SQLAlchemySession):
             ensure_ascii=False,
         )
         self.store = store
-        self.written: list[int] = []
-        """The ids of the rows this turn added, in order."""
         self._writes: set[asyncio.Task[None]] = set()
         self._over = False
 
@@ -73,7 +72,7 @@ class TurnSession(SQLAlchemySession):
         write = asyncio.ensure_future(self._insert(rows))
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
-        await settled(write)  # a cancelled turn still learns which rows it wrote
+        await settled(write)  # a write is never cut off half-way by the turn's cancellation
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         engine = self.store.engine
@@ -84,30 +83,18 @@ class TurnSession(SQLAlchemySession):
             await conn.execute(
                 upsert(agent_sessions).values(session_id=self.session_id).on_conflict_do_nothing()
             )
-            added = await conn.execute(insert(agent_messages).returning(agent_messages.c.id), rows)
-            ids = list(added.scalars())
+            await conn.execute(insert(agent_messages), rows)
             await conn.execute(
                 update(agent_sessions)
                 .where(agent_sessions.c.session_id == self.session_id)
                 .values(updated_at=text("CURRENT_TIMESTAMP"))
             )
-        self.written += ids
 
-    async def take_back(self) -> int:
-        """End the turn and delete every row it added (once its writes in flight have settled)."""
+    async def close(self) -> None:
+        """The turn is over: no more writes, and those in flight have landed."""
         self._over = True
         if self._writes:
             await asyncio.wait(set(self._writes))
-        if not self.written:
-            return 0
-        async with transaction(self.store.engine) as conn:
-            done = await conn.execute(
-                delete(agent_messages).where(
-                    agent_messages.c.session_id == self.session_id, agent_messages.c.id.in_(self.written)
-                )
-            )
-        self.written = []
-        return done.rowcount or 0
 
 
 class ConversationMemory:
@@ -123,25 +110,46 @@ class ConversationMemory:
         """The conversation's session, held for one turn: kept if the block ends normally (then
         trimmed to the limit), taken back if it raises, is cancelled or loses the lease."""
         key = conversation_key(user_id, conversation_id)
-        async with self.store.locks.hold(key) as lease:
+        leases = self.store.locks
+        async with leases.hold(key) as lease:
+            mark = await begin_turn(leases, key)
             session = TurnSession(key, self.store)
             try:
                 yield session
             except BaseException:
-                await self._take_back(session)
+                await self._undo(session, lease, mark)
                 raise
-            lease.stop_keeping()  # the turn is kept: from here on nothing can cancel it
+            lease.stop_keeping()  # the turn is done: from here on nothing cancels it
             if lease.lost:  # (its cancellation was swallowed on the way)
-                await self._take_back(session)
+                await self._undo(session, lease, mark)
                 raise LeaseLostError(LOST)
-            await self.store.trim_session(key)
+            await self._keep(session, lease)
+        await self.store.trim_session(key)
 
     @staticmethod
-    async def _take_back(session: TurnSession) -> None:
+    async def _keep(session: TurnSession, lease: Lease) -> None:
         try:
-            taken = await settled(session.take_back())
+            await settled(_closed_then(session, keep_turn(session.store.locks, lease.key)))
         except StateError:
-            _logger.error("could not take back a failed turn from its conversation's session")
+            lease.unclean = True  # its mark stays: the next turn takes this one back
+            raise
+        lease.released = True
+
+    @staticmethod
+    async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:
+        if lease.lost:
+            lease.unclean = True  # not ours any more: the next holder takes the turn back
+            await settled(session.close())
+            return
+        try:
+            undone = await settled(_closed_then(session, undo_turn(session.store.locks, lease.key, mark)))
+        except StateError:
+            lease.unclean = True
+            _logger.warning("could not take a failed turn back now; the conversation's next turn will")
         else:
-            if taken:
-                _logger.info("took back %d session items of a failed turn", taken)
+            _logger.info("took back %d session items of a failed turn", undone)
+
+
+async def _closed_then[T](session: TurnSession, ending: Awaitable[T]) -> T:
+    await session.close()
+    return await ending

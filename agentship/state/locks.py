@@ -56,6 +56,10 @@ class Lease:
     valid_until: float
     """Monotonic time before which the lease is surely still ours (from the last renewal's start)."""
     lost: bool = False
+    released: bool = False
+    """Let go already (with the turn's commit): nothing to release at the end."""
+    unclean: bool = False
+    """Its turn could not be ended cleanly: the row, with the turn's mark, stays for the next holder."""
     renewals: int = 0
     failed_renewals: int = 0
     _keeper: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -194,6 +198,6 @@ class LeaseLocks:
     async def _let_go(self, lease: Lease) -> None:
         if lease._keeper is not None:
             await asyncio.wait({lease._keeper})
-        if not lease.lost:
+        if not (lease.lost or lease.released or lease.unclean):
             with contextlib.suppress(StateError):
                 await self.release(lease.key)

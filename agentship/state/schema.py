@@ -7,7 +7,9 @@ expires (``expires_at``, epoch seconds) a TTL after its last use.
   saw; background runs also keep their lease (``owner``, ``lease_until``, ``attempt``).
 * ``agentship_response_items``: output items by id, so ``item_reference`` inputs resolve.
 * ``agentship_response_events``: a background run's stream events, in order, for replay.
-* ``agentship_locks``: leases that serialise the turns of one conversation across replicas.
+* ``agentship_locks``: leases that serialise the turns of one conversation across replicas, and
+  the mark of the turn running under one (its session's last item id before it), cleared when
+  the turn ends cleanly.
 * ``agentship_conversations``: a backend's server-side handle for a conversation (a Llama
   Stack session or conversation id).
 * ``agentship_run_states``: paused runs (an Agents SDK ``RunState``), by the calls they wait on;
@@ -89,6 +91,7 @@ locks = Table(
     Column("key", String(600), primary_key=True),
     Column("owner", String(64), nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("turn_mark", Integer),
 )
 
 conversations = Table(
