@@ -137,16 +137,13 @@ class ConversationMemory:
 
     @staticmethod
     async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:
-        if lease.lost:
-            lease.unclean = True  # not ours any more: the next holder takes the turn back
-            await settled(session.close())
-            return
         try:
             undone = await settled(_closed_then(session, undo_turn(session.store.locks, lease.key, mark)))
         except StateError:
-            lease.unclean = True
+            lease.unclean = True  # its mark stays: the conversation's next turn takes it back
             _logger.warning("could not take a failed turn back now; the conversation's next turn will")
         else:
+            lease.released = True
             _logger.info("took back %d session items of a failed turn", undone)
 
 

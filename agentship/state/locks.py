@@ -105,18 +105,19 @@ class LeaseLocks:
             )
         return bool(renewed.rowcount)
 
-    async def fence(self, conn: AsyncConnection, key: str) -> bool:
-        """Whether ``key`` is still ours and unexpired, checked in ``conn``'s transaction.
+    async def fence(self, conn: AsyncConnection, key: str, *, unexpired: bool = True) -> bool:
+        """Whether ``key`` is still ours (and, with ``unexpired``, not run out), checked in
+        ``conn``'s transaction.
 
         It writes (a no-op update), so the row stays locked until the transaction ends (and on
         SQLite the writer is reserved before anything is read): nobody takes the lease between
-        this check and the caller's writes.
+        this check and the caller's writes. A lease that ran out but is still ours was taken by
+        nobody: nobody else wrote under it either.
         """
-        held = await conn.execute(
-            update(locks)
-            .where(locks.c.key == key, locks.c.owner == self.owner, locks.c.expires_at > db_now(self.engine))
-            .values(owner=locks.c.owner)
-        )
+        ours = [locks.c.key == key, locks.c.owner == self.owner]
+        if unexpired:
+            ours.append(locks.c.expires_at > db_now(self.engine))
+        held = await conn.execute(update(locks).where(*ours).values(owner=locks.c.owner))
         return bool(held.rowcount)
 
     async def release(self, key: str) -> None:

@@ -8,7 +8,8 @@ model call). So that a turn that fails leaves nothing behind, whatever kills it:
   deletes that turn's items: they are after its mark, and nobody else wrote since (every write
   checks the lease, :meth:`~agentship.state.locks.LeaseLocks.fence`);
 * :func:`keep_turn` ends a turn that succeeded: the lease row goes with its mark, at once;
-* :func:`undo_turn` ends a turn that failed: its items go and the mark is cleared, at once.
+* :func:`undo_turn` ends a turn that failed: its items go with the lease row, at once (also
+  when the lease ran out, as long as nobody took it over).
 
 Each is one transaction, and each checks that the lease is still this replica's.
 """
@@ -62,14 +63,14 @@ async def keep_turn(leases: LeaseLocks, key: str) -> None:
 
 
 async def undo_turn(leases: LeaseLocks, key: str, mark: int) -> int:
-    """The turn failed: delete the session items it added and clear its mark; returns how many."""
+    """The turn failed: delete the session items it added and let the conversation go; returns
+    how many items went. Raises :class:`LeaseLostError` if another replica holds the lease now
+    (it took the turn back when it began its own)."""
     async with transaction(leases.engine) as conn:
-        if not await leases.fence(conn, key):
+        if not await leases.fence(conn, key, unexpired=False):
             raise LeaseLostError(LOST)
         undone = await conn.execute(
             delete(agent_messages).where(agent_messages.c.session_id == key, agent_messages.c.id > mark)
         )
-        await conn.execute(
-            update(locks).where(locks.c.key == key, locks.c.owner == leases.owner).values(turn_mark=None)
-        )
+        await conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == leases.owner))
     return undone.rowcount or 0
