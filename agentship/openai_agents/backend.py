@@ -10,9 +10,9 @@ and a run that pauses (a tool needing approval, a client's own tool) is kept unt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import openai
@@ -42,10 +42,9 @@ from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
-from agentship.openai_agents.resume import Resumption, put_back, take_paused
+from agentship.openai_agents.resume import Resumption, take_paused, undo_pauses
 from agentship.openai_agents.tools import AgentRunContext, load_tool
 from agentship.state import StateSettings, StateStore
-from agentship.state.engine import settled
 
 __all__ = ["AgentRunContext", "OpenAIAgentsBackend", "load_tool"]
 
@@ -138,25 +137,40 @@ class OpenAIAgentsBackend:
             user_id=request.context.user_id if request.context else None,
             client_outputs=dict(plan.client_outputs),
         )
+        call = _Call(items, plan, context, self._agent_for(plan), deltas)
         try:
-            if context.conversation_id and self._memory is not None:
-                # The terminal event waits until the turn has let the conversation go: a client
-                # that sends the next turn as soon as it has this answer (to any replica) must
-                # not find the conversation still held by this one.
-                last: Completed | None = None
-                async with self._memory.turn(context.user_id or "", context.conversation_id) as session:
-                    async for event in self._run(items, plan, context, session, deltas):
-                        if isinstance(event, Completed):
-                            last = event
-                        else:
-                            yield event
-                if last is not None:
-                    yield last
-            else:
-                async for event in self._run(items, plan, context, None, deltas):
+            call.resumption = await take_paused(self._store, call.agent, plan, context)
+            kept = False
+            try:
+                async for event in self._turn(call):
+                    kept = kept or isinstance(event, Completed)
                     yield event
+            except BaseException:
+                if not kept and self._store is not None:
+                    await undo_pauses(self._store, call.resumption, call.paused_run)
+                raise
         except SQLAlchemyError as exc:
             raise StateError("the state store is unavailable; retry later") from exc
+
+    async def _turn(self, call: _Call) -> AsyncIterator[AgentEvent]:
+        """The run, in its conversation's turn if it has one (kept only if it completes)."""
+        conversation = call.context.conversation_id
+        if not conversation or self._memory is None:
+            async for event in self._run(call, None):
+                yield event
+            return
+        # The terminal event waits until the turn is kept and has let the conversation go: a
+        # client that sends the next turn as soon as it has this answer (to any replica) must
+        # not find the conversation still held by this one.
+        last: Completed | None = None
+        async with self._memory.turn(call.context.user_id or "", conversation) as session:
+            async for event in self._run(call, session):
+                if isinstance(event, Completed):
+                    last = event
+                else:
+                    yield event
+        if last is not None:
+            yield last
 
     def _agent_for(self, plan: RequestPlan) -> Agent[AgentRunContext]:
         agent = self._agent()
@@ -167,34 +181,8 @@ class OpenAIAgentsBackend:
             )
         return agent
 
-    async def _run(
-        self,
-        items: list[dict[str, Any]],
-        plan: RequestPlan,
-        context: AgentRunContext,
-        session: Session | None,
-        deltas: bool,
-    ) -> AsyncIterator[AgentEvent]:
-        agent = self._agent_for(plan)
-        resumption = await take_paused(self._store, agent, plan, context)
-        try:
-            async for event in self._execute(agent, items, plan, context, session, deltas, resumption):
-                yield event
-        except BaseException:
-            if resumption is not None and self._store is not None:
-                await put_back(self._store, resumption.taken)  # the client can answer again
-            raise
-
-    async def _execute(
-        self,
-        agent: Agent[AgentRunContext],
-        items: list[dict[str, Any]],
-        plan: RequestPlan,
-        context: AgentRunContext,
-        session: Session | None,
-        deltas: bool,
-        resumption: Resumption | None,
-    ) -> AsyncIterator[AgentEvent]:
+    async def _run(self, call: _Call, session: Session | None) -> AsyncIterator[AgentEvent]:
+        plan, context, resumption = call.plan, call.context, call.resumption
         arguments: dict[str, Any] = {
             "context": context,
             "max_turns": self.config.max_turns,
@@ -206,15 +194,15 @@ class OpenAIAgentsBackend:
                 session_input_callback=keep_new_turn if session is not None and resumption is None else None,
             ),
         }
-        start = resumption.state if resumption is not None else to_run_input(items)
+        start = resumption.state if resumption is not None else to_run_input(call.items)
         translator = StreamTranslator(
             hold=self._policy.needs,
             resumed={k: _function_call(v) for k, v in (resumption.resumed if resumption else {}).items()},
             silent=frozenset(plan.client_outputs) if resumption is not None else frozenset(),
         )
         result: RunResult | RunResultStreaming
-        if deltas:
-            result = Runner.run_streamed(agent, start, **arguments)
+        if call.deltas:
+            result = Runner.run_streamed(call.agent, start, **arguments)
             try:
                 async for event in result.stream_events():
                     for out in translator.feed(event):
@@ -224,13 +212,13 @@ class OpenAIAgentsBackend:
                 raise self._map_error(exc) from exc
         else:  # nobody reads the text as it comes: one model answer per call, no chunks to parse
             try:
-                result = await Runner.run(agent, start, **arguments)
+                result = await Runner.run(call.agent, start, **arguments)
             except BaseException as exc:
                 raise self._map_error(exc) from exc
             for run_item in result.new_items:
                 for out in translator.item(run_item):
                     yield out
-        async for paused_event in self._pause(result, plan, context, translator):
+        async for paused_event in self._pause(result, call, translator):
             yield paused_event
         custom_outputs = {**context.custom_outputs, "last_agent": result.last_agent.name}
         usage = result.context_wrapper.usage
@@ -239,7 +227,7 @@ class OpenAIAgentsBackend:
         yield Completed(translator.output_items, reported, custom_outputs)
 
     async def _pause(
-        self, result: Any, plan: RequestPlan, context: AgentRunContext, translator: StreamTranslator
+        self, result: Any, call: _Call, translator: StreamTranslator
     ) -> AsyncIterator[AgentEvent]:
         """If the run paused: an approval request per call that needs one, and the run kept."""
         interruptions = list(result.interruptions or [])
@@ -249,20 +237,14 @@ class OpenAIAgentsBackend:
             raise InvalidRequestError(
                 "this run pauses for approval, which needs the state store (AGENTSHIP_STATE_URL)"
             )
-        store = self._store
-        run_id = await store.paused.put(
-            context.user_id or "", [call_id_of(i) for i in interruptions], result.to_state().to_json()
+        call.paused_run = await self._store.paused.put(
+            call.context.user_id or "", [call_id_of(i) for i in interruptions], result.to_state().to_json()
         )
-        try:
-            for item in interruptions:
-                if item.tool_name not in plan.client_tool_names:
-                    request_item = approval_request(item)
-                    translator.output_items.append(request_item)
-                    yield ItemDone(request_item)
-        except BaseException:
-            with contextlib.suppress(StateError):  # the turn failed after all: nothing of it stays
-                await settled(store.paused.discard(run_id))
-            raise
+        for item in interruptions:
+            if item.tool_name not in call.plan.client_tool_names:
+                request_item = approval_request(item)
+                translator.output_items.append(request_item)
+                yield ItemDone(request_item)
 
     def _map_error(self, exc: BaseException) -> BaseException:
         """The package error for a failed run: a client-safe message, the detail logged here."""
@@ -281,6 +263,21 @@ class OpenAIAgentsBackend:
         self._per_loop.clear()
         if self._store is not None:
             await self._store.aclose()
+
+
+@dataclass
+class _Call:
+    """One request, as the backend runs it."""
+
+    items: list[dict[str, Any]]
+    plan: RequestPlan
+    context: AgentRunContext
+    agent: Agent[AgentRunContext]
+    deltas: bool
+    resumption: Resumption | None = None
+    """The paused run it answers, taken from the store (put back if the turn is not kept)."""
+    paused_run: str | None = None
+    """The id of the run it paused, stored (forgotten if the turn is not kept)."""
 
 
 def _function_call(raw: dict[str, Any]) -> dict[str, Any]:

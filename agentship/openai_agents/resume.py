@@ -1,10 +1,11 @@
 """Resuming a paused run: the request that answers it takes it from the store (exactly one request
-does, however many send the same answer at once), applies its answers, and puts it back if the
-resumed run fails, so that the client can answer again."""
+does, however many send the same answer at once) and applies its answers; if the turn then
+fails, :func:`undo_pauses` puts it back, so that the client can answer again."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +60,10 @@ async def take_paused(
         state: RunState[Any, Any] = await RunState.from_json(
             agent, taken.state, context_override=RunContextWrapper(context)
         )
-        return Resumption(state, taken, _apply(state, plan))
     except BaseException:
-        await put_back(store, taken)
+        await _best_effort(store.paused.restore(taken), "put back a paused run that cannot be resumed")
         raise
+    return Resumption(state, taken, _apply(state, plan))
 
 
 def _apply(state: RunState[Any, Any], plan: RequestPlan) -> dict[str, dict[str, Any]]:
@@ -82,10 +83,18 @@ def _apply(state: RunState[Any, Any], plan: RequestPlan) -> dict[str, dict[str, 
     return resumed
 
 
-async def put_back(store: StateStore, taken: TakenRun) -> None:
-    """Restore a taken run whose resumption failed (best effort: the failure is what the client
-    hears about; a run that cannot be put back is logged)."""
+async def undo_pauses(store: StateStore, taken: Resumption | None, paused_run: str | None) -> None:
+    """A turn failed (or was cancelled): the run it resumed is put back, so that the client can
+    answer again, and the run it paused is forgotten (nobody will be told what it waits on).
+    Best effort: the failure is what the client hears about; what cannot be undone is logged."""
+    if paused_run is not None:
+        await _best_effort(store.paused.discard(paused_run), "forget the run a failed turn paused")
+    if taken is not None:
+        await _best_effort(store.paused.restore(taken.taken), "put back the run a failed turn resumed")
+
+
+async def _best_effort(operation: Awaitable[None], what: str) -> None:
     try:
-        await settled(store.paused.restore(taken))
+        await settled(operation)
     except StateError:
-        _logger.warning("could not put back a paused run whose resumption failed; it must be asked again")
+        _logger.warning("could not %s; its approval must be asked again", what)
