@@ -324,5 +324,7 @@ def test_a_burst_of_turns_stays_within_the_configured_pools(
         )
         # 1 process x 2 engines x a pool of 2 (overflow connections close when returned), + psql's own
         assert int(open_now.strip()) <= 1 * 2 * 2 + 1
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines()
+        assert "agentship_state_trim_failures_total 0.0" in metrics  # every trim of the burst worked
     finally:
         server.stop()
