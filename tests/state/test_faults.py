@@ -10,12 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event, select, text, update
 
 from agentship.errors import ConfigError, StateError
 from agentship.state import StateSettings, StateStore, conversation_key
 from agentship.state.engine import create_engine, transaction
 from agentship.state.locks import LeaseLocks, LeaseLostError
+from agentship.state.migrate import MIGRATIONS
 from agentship.state.responses import RunStore
 from agentship.state.runstates import paused_key
 from agentship.state.schema import locks
@@ -223,6 +226,41 @@ def test_a_paused_run_is_taken_by_exactly_one_of_its_answers(state_url: str) -> 
         finally:
             await a.aclose()
             await b.aclose()
+
+    run(check)
+
+
+def upgrade_to_0003(connection: Any) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "0003")
+
+
+def test_runs_paused_before_revision_0004_are_still_taken_once(state_url: str) -> None:
+    """The migration adds run ids to a store with paused runs and leases in it: those keep working."""
+
+    async def check() -> None:
+        engine = create_engine(settings(state_url))
+        async with transaction(engine) as conn:
+            await conn.run_sync(upgrade_to_0003)
+            await conn.execute(
+                text("INSERT INTO agentship_run_states (key, state, expires_at) VALUES (:k, :s, :e)"),
+                {"k": paused_key("alice", "call_old"), "s": '{"old": true}', "e": time.time() + HOUR},
+            )
+            await conn.execute(
+                text("INSERT INTO agentship_locks (key, owner, expires_at) VALUES ('k', 'replica-a', 0)")
+            )
+        await engine.dispose()
+        store = await StateStore.open(settings(state_url))  # upgrades to 0004
+        try:
+            taken = await store.paused.take("alice", "call_old")
+            assert taken is not None and (taken.state, taken.run_id) == ({"old": True}, None)
+            assert await store.paused.take("alice", "call_old") is None
+            assert await lease_row(store, "k") == ("replica-a", None)
+            assert await LeaseLocks(store.engine, "replica-b").try_acquire("k")  # it had run out
+        finally:
+            await store.aclose()
 
     run(check)
 
