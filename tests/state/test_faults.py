@@ -68,8 +68,8 @@ def test_a_failed_renewal_is_retried_and_the_lease_kept(state_url: str) -> None:
     async def check() -> tuple[list[str], int]:
         store = await StateStore.open(settings(state_url))
         key = conversation_key("alice", "flaky")
-        holder = FlakyLeases(store.engine, "replica-a", lease_s=3.0, fail=2)
-        rival = LeaseLocks(store.engine, "replica-b", lease_s=3.0, wait_s=60)
+        holder = FlakyLeases(store.engine, "replica-a", lease_s=6.0, fail=2)
+        rival = LeaseLocks(store.engine, "replica-b", lease_s=6.0, wait_s=60)
         order: list[str] = []
 
         async def turn() -> None:
@@ -96,7 +96,7 @@ def test_a_lease_that_cannot_be_renewed_stops_its_turn_before_it_runs_out(state_
     async def check() -> None:
         store = await StateStore.open(settings(state_url))
         key = conversation_key("alice", "unreachable")
-        holder = FlakyLeases(store.engine, "replica-a", lease_s=5.0, fail=10**6)
+        holder = FlakyLeases(store.engine, "replica-a", lease_s=8.0, fail=10**6)
         seen: dict[str, float] = {}
 
         async def turn() -> None:

@@ -34,7 +34,7 @@ from tests.state.side_effects import VISITS_ENV
 pytestmark = pytest.mark.e2e
 
 HERE = Path(__file__).resolve().parent
-LEASE_S = "3"  # a killed replica's conversations wait this long, not the default 15 s
+LEASE_S = "6"  # a killed replica's conversations wait this long, not the default 15 s
 VISIT = "The visit of Bob is recorded."
 
 

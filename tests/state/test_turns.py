@@ -220,7 +220,7 @@ def test_a_turn_that_loses_its_lease_stops_and_keeps_nothing(
         raise StateError("the state store is unavailable; retry later")
 
     async def check() -> None:
-        async with backend(state_url, model, AGENTSHIP_STATE_LEASE_S="3") as agent:
+        async with backend(state_url, model, AGENTSHIP_STATE_LEASE_S="6") as agent:
             await ask(agent, m, f"hello {m}")
             before = await session(state_url, m)
             with monkeypatch.context() as patch:
