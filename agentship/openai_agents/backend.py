@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from agents.memory import Session
 from mlflow.types.responses import ResponsesAgentRequest
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,7 +39,7 @@ from agentship.openai_agents.config import OpenAIAgentsConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
-from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
+from agentship.openai_agents.memory import ConversationMemory, TurnSession, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
 from agentship.openai_agents.resume import Resumption, take_paused, undo_pauses
 from agentship.openai_agents.tools import AgentRunContext, load_tool
@@ -146,7 +145,7 @@ class OpenAIAgentsBackend:
                     kept = kept or isinstance(event, Completed)
                     yield event
             except BaseException:
-                if not kept and self._store is not None:
+                if not (kept or (call.session is not None and call.session.kept)) and self._store is not None:
                     await undo_pauses(self._store, call.resumption, call.paused_run)
                 raise
         except SQLAlchemyError as exc:
@@ -156,15 +155,15 @@ class OpenAIAgentsBackend:
         """The run, in its conversation's turn if it has one (kept only if it completes)."""
         conversation = call.context.conversation_id
         if not conversation or self._memory is None:
-            async for event in self._run(call, None):
+            async for event in self._run(call):
                 yield event
             return
         # The terminal event waits until the turn is kept and has let the conversation go: a
         # client that sends the next turn as soon as it has this answer (to any replica) must
         # not find the conversation still held by this one.
         last: Completed | None = None
-        async with self._memory.turn(call.context.user_id or "", conversation) as session:
-            async for event in self._run(call, session):
+        async with self._memory.turn(call.context.user_id or "", conversation) as call.session:
+            async for event in self._run(call):
                 if isinstance(event, Completed):
                     last = event
                 else:
@@ -181,8 +180,8 @@ class OpenAIAgentsBackend:
             )
         return agent
 
-    async def _run(self, call: _Call, session: Session | None) -> AsyncIterator[AgentEvent]:
-        plan, context, resumption = call.plan, call.context, call.resumption
+    async def _run(self, call: _Call) -> AsyncIterator[AgentEvent]:
+        plan, context, resumption, session = call.plan, call.context, call.resumption, call.session
         arguments: dict[str, Any] = {
             "context": context,
             "max_turns": self.config.max_turns,
@@ -278,6 +277,8 @@ class _Call:
     """The paused run it answers, taken from the store (put back if the turn is not kept)."""
     paused_run: str | None = None
     """The id of the run it paused, stored (forgotten if the turn is not kept)."""
+    session: TurnSession | None = None
+    """Its conversation's session, while its turn is held."""
 
 
 def _function_call(raw: dict[str, Any]) -> dict[str, Any]:

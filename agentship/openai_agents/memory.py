@@ -60,6 +60,8 @@ class TurnSession(SQLAlchemySession):
             ensure_ascii=False,
         )
         self.store = store
+        self.kept = False
+        """The turn ended, and was kept (committed)."""
         self._writes: set[asyncio.Task[None]] = set()
         self._over = False
 
@@ -133,7 +135,7 @@ class ConversationMemory:
         except StateError:
             lease.unclean = True  # its mark stays: the next turn takes this one back
             raise
-        lease.released = True
+        lease.released = session.kept = True
 
     @staticmethod
     async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:
