@@ -160,15 +160,20 @@ class AgentsApiMode:
             session_id = turn.before.server_id  # the session holds the earlier turns
             messages = agent_turn_messages([], new, instructions)
         else:
+            if turn.before is not None and turn.before.history:  # after a failed turn: a fresh session
+                earlier = list(turn.before.history)
             messages = agent_turn_messages(earlier, new, instructions)  # raises before a session exists
             session_id = await self._new_session(
                 f"{'conversation' if turn.keep else 'request'}-{uuid.uuid4().hex[:12]}"
             )
             turn.created = ConversationState(server_id=session_id)
+        turn.touched = True
         try:
             async for event in self._turn(session_id, messages, run_context(request)):
                 if isinstance(event, Completed) and turn.keep:
-                    turn.after = ConversationState(server_id=session_id)
+                    # the history too: a failed turn starts a fresh session from it
+                    said = [*(new if turn.continues() else [*earlier, *new]), *event.output]
+                    turn.after = ConversationState(server_id=session_id, history=turn.history(said))
                 yield event
         finally:
             if not turn.keep:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlflow.types.responses import ResponsesAgentRequest
 
-from agentship.errors import AgentError, BackendError, BackendStatusError
+from agentship.errors import AgentError, BackendError, BackendStatusError, StateError
 from agentship.events import AgentEvent, Completed, with_custom_outputs
 from agentship.llama_stack.agents_api import AgentsApiMode
 from agentship.llama_stack.checks import check_settings, check_vector_stores
@@ -21,6 +21,7 @@ from agentship.llama_stack.sdk_modes import OpenAIStyleMode
 from agentship.llama_stack.stored_conversations import StoredConversationMap
 from agentship.llama_stack.tools import load_client_tools
 from agentship.state import StateSettings, StateStore, conversation_key
+from agentship.state.engine import settled
 
 _logger = logging.getLogger(__name__)
 
@@ -115,17 +116,36 @@ class LlamaStackBackend:
         key = conversation_key(user_id, conversation_id)  # one user never continues another's
         async with conversations.lock(key):  # one turn at a time per conversation
             turn = Turn(keep=True, before=await conversations.get(key))
+            kept = False
             try:
                 async for event in mode.stream(request, turn):
                     if isinstance(event, Completed) and turn.after is not None:
                         await conversations.set(key, turn.after)  # only once it succeeded
+                        kept = True
                     server_id = (turn.after or turn.before or ConversationState()).server_id
                     if server_id:
                         extra["llama_stack_conversation"] = server_id
                     yield with_custom_outputs(event, extra)
+            except BaseException:
+                if not kept:
+                    await self._failed(conversations, key, turn)
+                raise
             finally:
                 if turn.created is not None and turn.after is None:
                     await mode.release(turn.created)  # a failed first turn leaves nothing behind
+
+    async def _failed(self, conversations: ConversationMap, key: str, turn: Turn) -> None:
+        """A turn failed: if the server's session may hold part of it, leave that session (the
+        next turn starts a fresh one from the history of the turns that succeeded)."""
+        reset = turn.after_failure()
+        if reset is None or self._mode is None or turn.before is None:
+            return
+        try:
+            await settled(conversations.set(key, reset))
+        except StateError:
+            _logger.warning("could not leave a server session holding part of a failed turn")
+            return
+        await self._mode.release(turn.before)
 
     def health(self) -> dict[str, Any]:
         """The readiness detail: the MCP servers the wrapper calls itself (chat-completions mode)."""

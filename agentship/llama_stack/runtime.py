@@ -63,14 +63,38 @@ class Turn:
     """One request's view of its conversation.
 
     ``before`` is what the conversation map held (None: a new conversation, or none at all);
-    the mode sets ``after`` once the turn has succeeded, and ``created`` as soon as it makes
-    server state (a session, a conversation) that must be released if the turn fails.
+    the mode sets ``after`` once the turn has succeeded, ``created`` as soon as it makes server
+    state (a session, a conversation) that must be released if the turn fails, and ``touched``
+    once it sends the turn to the server's own session or conversation (which may then keep
+    part of a turn that fails: see :meth:`Turn.after_failure`).
     """
 
     keep: bool  # the request has a conversation_id: keep state for its next turn
     before: ConversationState | None = None
     after: ConversationState | None = None
     created: ConversationState | None = None
+    touched: bool = False
+
+    def continues(self) -> str | None:
+        """The server session or conversation this turn continues, if any."""
+        return self.before.server_id if self.before is not None else None
+
+    def history(self, turn_items: list[Any]) -> list[Any]:
+        """The conversation after this turn, ``turn_items`` being what the run was given and
+        made (the whole conversation, when it did not continue a server session)."""
+        earlier = self.before.history if self.before is not None and self.continues() else []
+        return [*earlier, *turn_items]
+
+    def after_failure(self) -> ConversationState | None:
+        """What the conversation must become once this turn failed; None: as it was.
+
+        A server session or conversation that the failed turn reached may hold part of it (the
+        user's message, a tool call without its result): it is left, and the next turn starts
+        a fresh one, given the history of the turns that succeeded.
+        """
+        if not (self.touched and self.continues() and self.before is not None and self.before.history):
+            return None
+        return ConversationState(server_id=None, history=list(self.before.history))
 
 
 def run_context(request: ResponsesAgentRequest) -> AgentRunContext:

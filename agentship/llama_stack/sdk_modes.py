@@ -216,6 +216,8 @@ class OpenAIStyleMode:
             return to_run_input(split_new_messages(items)[1]), before.server_id
         created = await self.rt.http.post("/v1/conversations", {})
         turn.created = ConversationState(server_id=str(created["id"]))
+        if before is not None and before.history:  # a fresh server conversation, after a failed turn
+            return [*before.history, *to_run_input(split_new_messages(items)[1])], turn.created.server_id
         return to_run_input(items), turn.created.server_id
 
     async def stream(self, request: ResponsesAgentRequest, turn: Turn) -> AsyncIterator[AgentEvent]:
@@ -232,6 +234,7 @@ class OpenAIStyleMode:
         config = RunConfig(
             tracing_disabled=True, model_settings=settings, call_model_input_filter=text_outputs_filter
         )
+        turn.touched = True
         result = Runner.run_streamed(
             agent, run_input, context=context, max_turns=self.max_turns, hooks=hooks,
             conversation_id=conversation_id, run_config=config,
@@ -252,10 +255,9 @@ class OpenAIStyleMode:
             result.cancel()
             hooks.spans.close_all("the request failed")
             raise self._mapped(exc) from exc
-        if turn.keep:
+        if turn.keep:  # the history too where the server keeps it: a failed turn starts afresh from it
             turn.after = ConversationState(
-                server_id=conversation_id,
-                history=result.to_input_list() if self.kind == "chat_completions" else [],  # type: ignore[arg-type]
+                server_id=conversation_id, history=turn.history(result.to_input_list())
             )
         usage = result.context_wrapper.usage
         custom = dict(context.custom_outputs)

@@ -2,7 +2,9 @@
 continues any conversation (its server session or conversation, or the history the server does
 not keep). Turns of one conversation run one at a time across replicas (a lease in the store).
 
-Unlike the per-process map, it does not delete a server's session when a conversation expires:
+A turn's state is written only while the conversation's lease is still this replica's (a turn
+whose lease was taken over writes nothing). Unlike the per-process map, it does not delete a
+server's session when a conversation expires:
 the server's own retention does; and closing a model leaves every conversation to continue.
 """
 
@@ -36,7 +38,7 @@ class StoredConversationMap:
 
     async def set(self, key: str, state: ConversationState) -> None:
         history = trim_history(list(state.history), self.store.settings.max_items)
-        await self._map.put(key, {"server_id": state.server_id, "history": history})
+        await self._map.put(key, {"server_id": state.server_id, "history": history}, leases=self.store.locks)
 
     async def forget(self, key: str) -> None:
         await self._map.forget(key)

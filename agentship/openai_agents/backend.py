@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import openai
-from agents.memory import Session
-from agents.run_state import RunState
 from mlflow.types.responses import ResponsesAgentRequest
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,7 +26,6 @@ from agents import (
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     RunConfig,
-    RunContextWrapper,
     Runner,
     RunResult,
     RunResultStreaming,
@@ -36,13 +34,14 @@ from agentship.errors import AgentError, BackendError, ConfigError, InvalidReque
 from agentship.events import AgentEvent, Completed, ItemDone
 from agentship.inputs import input_dicts
 from agentship.openai_agents.agent_tree import AgentParts, build_agent
-from agentship.openai_agents.approvals import ApprovalPolicy, approval_request, call_id_of, server_of
+from agentship.openai_agents.approvals import ApprovalPolicy, approval_request, call_id_of
 from agentship.openai_agents.config import OpenAIAgentsConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.errors import classify
 from agentship.openai_agents.mcp import McpServers
-from agentship.openai_agents.memory import ConversationMemory, keep_new_turn
+from agentship.openai_agents.memory import ConversationMemory, TurnSession, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
+from agentship.openai_agents.resume import Resumption, take_paused, undo_pauses
 from agentship.openai_agents.tool_text import text_outputs_filter
 from agentship.openai_agents.tools import AgentRunContext, load_tool
 from agentship.openai_agents.tracing import TracedChatCompletionsModel, TracedResponsesModel, TracingHooks
@@ -146,25 +145,40 @@ class OpenAIAgentsBackend:
             user_id=request.context.user_id if request.context else None,
             client_outputs=dict(plan.client_outputs),
         )
+        call = _Call(items, plan, context, self._agent_for(plan), deltas)
         try:
-            if context.conversation_id and self._memory is not None:
-                # The terminal event waits until the turn has let the conversation go: a client
-                # that sends the next turn as soon as it has this answer (to any replica) must
-                # not find the conversation still held by this one.
-                last: Completed | None = None
-                async with self._memory.turn(context.user_id or "", context.conversation_id) as session:
-                    async for event in self._run(items, plan, context, session, deltas):
-                        if isinstance(event, Completed):
-                            last = event
-                        else:
-                            yield event
-                if last is not None:
-                    yield last
-            else:
-                async for event in self._run(items, plan, context, None, deltas):
+            call.resumption = await take_paused(self._store, call.agent, plan, context)
+            kept = False
+            try:
+                async for event in self._turn(call):
+                    kept = kept or isinstance(event, Completed)
                     yield event
+            except BaseException:
+                if not (kept or (call.session is not None and call.session.kept)) and self._store is not None:
+                    await undo_pauses(self._store, call.resumption, call.paused_run)
+                raise
         except SQLAlchemyError as exc:
             raise StateError("the state store is unavailable; retry later") from exc
+
+    async def _turn(self, call: _Call) -> AsyncIterator[AgentEvent]:
+        """The run, in its conversation's turn if it has one (kept only if it completes)."""
+        conversation = call.context.conversation_id
+        if not conversation or self._memory is None:
+            async for event in self._run(call):
+                yield event
+            return
+        # The terminal event waits until the turn is kept and has let the conversation go: a
+        # client that sends the next turn as soon as it has this answer (to any replica) must
+        # not find the conversation still held by this one.
+        last: Completed | None = None
+        async with self._memory.turn(call.context.user_id or "", conversation) as call.session:
+            async for event in self._run(call):
+                if isinstance(event, Completed):
+                    last = event
+                else:
+                    yield event
+        if last is not None:
+            yield last
 
     def _agent_for(self, plan: RequestPlan) -> Agent[AgentRunContext]:
         agent = self._agent()
@@ -175,61 +189,8 @@ class OpenAIAgentsBackend:
             )
         return agent
 
-    async def _paused(
-        self, agent: Agent[AgentRunContext], plan: RequestPlan, context: AgentRunContext
-    ) -> RunState[Any, Any] | None:
-        """The paused run this request answers, with its answers applied; None if it answers none."""
-        if not plan.answered or self._store is None:
-            if plan.approvals and self._store is None:
-                raise InvalidRequestError("tool approvals need the state store (AGENTSHIP_STATE_URL is none)")
-            return None
-        user = context.user_id or ""
-        blob = None
-        for call_id in plan.answered:
-            if (blob := await self._store.paused.get(user, call_id)) is not None:
-                break
-        if blob is None:
-            if plan.approvals:
-                raise InvalidRequestError(
-                    "the approval answers no paused run of this user (it may have expired)"
-                )
-            return None  # a client sent its tools' outputs with the history: a plain run continues
-        state: RunState[Any, Any] = await RunState.from_json(
-            agent, blob, context_override=RunContextWrapper(context)
-        )
-        for item in state.get_interruptions():
-            call_id = call_id_of(item)
-            if (decision := plan.approvals.get(call_id)) is not None:
-                if decision.approve:
-                    state.approve(item)
-                else:
-                    state.reject(
-                        item, rejection_message=decision.reason or "The user rejected this tool call."
-                    )
-            elif call_id in plan.client_outputs:
-                state.approve(item)  # the client's tool "runs": it returns the output the client sent
-        await self._store.paused.forget(
-            user, [call_id_of(i) for i in state.get_interruptions()] + plan.answered
-        )
-        return state
-
-    async def _run(
-        self,
-        items: list[dict[str, Any]],
-        plan: RequestPlan,
-        context: AgentRunContext,
-        session: Session | None,
-        deltas: bool,
-    ) -> AsyncIterator[AgentEvent]:
-        agent = self._agent_for(plan)
-        paused = await self._paused(agent, plan, context)
-        resumed = {}
-        if paused is not None:
-            for item in paused.get_interruptions():
-                if call_id_of(item) in plan.approvals:
-                    raw = item.raw_item
-                    call = raw if isinstance(raw, dict) else raw.model_dump(exclude_none=True)
-                    resumed[call_id_of(item)] = {**call, "server_label": server_of(item)}
+    async def _run(self, call: _Call) -> AsyncIterator[AgentEvent]:
+        plan, context, resumption, session = call.plan, call.context, call.resumption, call.session
         arguments: dict[str, Any] = {
             "context": context,
             "max_turns": self.config.max_turns,
@@ -239,19 +200,19 @@ class OpenAIAgentsBackend:
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
-                session_input_callback=keep_new_turn if session is not None and paused is None else None,
+                session_input_callback=keep_new_turn if session is not None and resumption is None else None,
                 call_model_input_filter=text_outputs_filter,  # the live turn's tool outputs as text
             ),
         }
-        start = paused if paused is not None else to_run_input(items)
+        start = resumption.state if resumption is not None else to_run_input(call.items)
         translator = StreamTranslator(
             hold=self._policy.needs,
-            resumed={k: _function_call(v) for k, v in resumed.items()},
-            silent=frozenset(plan.client_outputs) if paused is not None else frozenset(),
+            resumed={k: _function_call(v) for k, v in (resumption.resumed if resumption else {}).items()},
+            silent=frozenset(plan.client_outputs) if resumption is not None else frozenset(),
         )
         result: RunResult | RunResultStreaming
-        if deltas:
-            result = Runner.run_streamed(agent, start, **arguments)
+        if call.deltas:
+            result = Runner.run_streamed(call.agent, start, **arguments)
             try:
                 async for event in result.stream_events():
                     for out in translator.feed(event):
@@ -261,13 +222,13 @@ class OpenAIAgentsBackend:
                 raise self._map_error(exc) from exc
         else:  # nobody reads the text as it comes: one model answer per call, no chunks to parse
             try:
-                result = await Runner.run(agent, start, **arguments)
+                result = await Runner.run(call.agent, start, **arguments)
             except BaseException as exc:
                 raise self._map_error(exc) from exc
             for run_item in result.new_items:
                 for out in translator.item(run_item):
                     yield out
-        async for paused_event in self._pause(result, plan, context, translator):
+        async for paused_event in self._pause(result, call, translator):
             yield paused_event
         custom_outputs = {**context.custom_outputs, "last_agent": result.last_agent.name}
         usage = result.context_wrapper.usage
@@ -276,7 +237,7 @@ class OpenAIAgentsBackend:
         yield Completed(translator.output_items, reported, custom_outputs)
 
     async def _pause(
-        self, result: Any, plan: RequestPlan, context: AgentRunContext, translator: StreamTranslator
+        self, result: Any, call: _Call, translator: StreamTranslator
     ) -> AsyncIterator[AgentEvent]:
         """If the run paused: an approval request per call that needs one, and the run kept."""
         interruptions = list(result.interruptions or [])
@@ -286,11 +247,11 @@ class OpenAIAgentsBackend:
             raise InvalidRequestError(
                 "this run pauses for approval, which needs the state store (AGENTSHIP_STATE_URL)"
             )
-        await self._store.paused.put(
-            context.user_id or "", [call_id_of(i) for i in interruptions], result.to_state().to_json()
+        call.paused_run = await self._store.paused.put(
+            call.context.user_id or "", [call_id_of(i) for i in interruptions], result.to_state().to_json()
         )
         for item in interruptions:
-            if item.tool_name not in plan.client_tool_names:
+            if item.tool_name not in call.plan.client_tool_names:
                 request_item = approval_request(item)
                 translator.output_items.append(request_item)
                 yield ItemDone(request_item)
@@ -312,6 +273,23 @@ class OpenAIAgentsBackend:
         self._per_loop.clear()
         if self._store is not None:
             await self._store.aclose()
+
+
+@dataclass
+class _Call:
+    """One request, as the backend runs it."""
+
+    items: list[dict[str, Any]]
+    plan: RequestPlan
+    context: AgentRunContext
+    agent: Agent[AgentRunContext]
+    deltas: bool
+    resumption: Resumption | None = None
+    """The paused run it answers, taken from the store (put back if the turn is not kept)."""
+    paused_run: str | None = None
+    """The id of the run it paused, stored (forgotten if the turn is not kept)."""
+    session: TurnSession | None = None
+    """Its conversation's session, while its turn is held."""
 
 
 def _function_call(raw: dict[str, Any]) -> dict[str, Any]:

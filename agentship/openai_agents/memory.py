@@ -2,21 +2,40 @@
 over the state store's database.
 
 With a ``conversation_id``, a run reads the conversation's history from its session, and the
-SDK appends the turn's items when it ends. Turns of one conversation run one at a time, across
-replicas (a lease in the store), and the session is kept to the store's item limit.
+SDK appends the turn's items as it goes (the input before the first model call). Turns of one
+conversation run one at a time, across replicas (a lease in the store), and a turn is all or
+nothing (:mod:`agentship.state.turns`): one that fails, is cancelled, trips a guardrail or loses
+its lease is taken back before the conversation is let go, and one that a SIGKILL or an outage
+cut short is taken back by the next turn. So a retry records the turn once, and a blocked input
+is never sent to the model again. The session's writes check the lease in their own
+transaction: a turn whose lease was taken over can no longer write. A kept turn stands:
+trimming the session to the store's item limit afterwards is best effort.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
+from sqlalchemy import insert, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from agentship.errors import StateError
 from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
+from agentship.state.engine import settled, transaction
+from agentship.state.locks import LOST, Lease, LeaseLostError
+from agentship.state.schema import agent_messages, agent_sessions
+from agentship.state.turns import begin_turn, keep_turn, undo_turn
+
+_logger = logging.getLogger(__name__)
 
 
 def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
@@ -29,6 +48,57 @@ def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
     return [*history, *(new_turn(new_items) if history else new_items)]
 
 
+class TurnSession(SQLAlchemySession):
+    """A conversation's SDK session for one turn, whose writes check the turn's lease."""
+
+    def __init__(self, key: str, store: StateStore) -> None:
+        super().__init__(
+            key,
+            engine=store.engine,
+            create_tables=False,  # the store's migrations own the schema
+            session_settings=SessionSettings(limit=store.settings.max_items),
+            ensure_ascii=False,
+        )
+        self.store = store
+        self.kept = False
+        """The turn ended, and was kept (committed)."""
+        self._writes: set[asyncio.Task[None]] = set()
+        self._over = False
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        if not items:
+            return
+        if self._over:
+            raise LeaseLostError("the turn is over; its session takes no more items")
+        rows = [{"session_id": self.session_id, "message_data": await self._serialize_item(i)} for i in items]
+        write = asyncio.ensure_future(self._insert(rows))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+        await settled(write)  # a write is never cut off half-way by the turn's cancellation
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        engine = self.store.engine
+        upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        async with transaction(engine) as conn:
+            if not await self.store.locks.fence(conn, self.session_id):
+                raise LeaseLostError(LOST)
+            await conn.execute(
+                upsert(agent_sessions).values(session_id=self.session_id).on_conflict_do_nothing()
+            )
+            await conn.execute(insert(agent_messages), rows)
+            await conn.execute(
+                update(agent_sessions)
+                .where(agent_sessions.c.session_id == self.session_id)
+                .values(updated_at=text("CURRENT_TIMESTAMP"))
+            )
+
+    async def close(self) -> None:
+        """The turn is over: no more writes, and those in flight have landed."""
+        self._over = True
+        if self._writes:
+            await asyncio.wait(set(self._writes))
+
+
 class ConversationMemory:
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -38,15 +108,47 @@ class ConversationMemory:
         SQLAlchemySession("agentship-warmup", engine=store.engine, create_tables=False)
 
     @asynccontextmanager
-    async def turn(self, user_id: str, conversation_id: str) -> AsyncIterator[SQLAlchemySession]:
-        """The conversation's session, held for one turn; trimmed to the limit afterwards."""
+    async def turn(self, user_id: str, conversation_id: str) -> AsyncIterator[TurnSession]:
+        """The conversation's session, held for one turn: kept if the block ends normally (then
+        trimmed to the limit), taken back if it raises, is cancelled or loses the lease."""
         key = conversation_key(user_id, conversation_id)
-        async with self.store.locks.hold(key):
-            yield SQLAlchemySession(
-                key,
-                engine=self.store.engine,
-                create_tables=False,  # the store's migrations own the schema
-                session_settings=SessionSettings(limit=self.store.settings.max_items),
-                ensure_ascii=False,
-            )
-            await self.store.trim_session(key)
+        leases = self.store.locks
+        async with leases.hold(key) as lease:
+            mark = await begin_turn(leases, key)
+            session = TurnSession(key, self.store)
+            try:
+                yield session
+            except BaseException:
+                await self._undo(session, lease, mark)
+                raise
+            lease.stop_keeping()  # the turn is done: from here on nothing cancels it
+            if lease.lost:  # (its cancellation was swallowed on the way)
+                await self._undo(session, lease, mark)
+                raise LeaseLostError(LOST)
+            await self._keep(session, lease)
+        await self.store.trim_session(key)
+
+    @staticmethod
+    async def _keep(session: TurnSession, lease: Lease) -> None:
+        try:
+            await settled(_closed_then(session, keep_turn(session.store.locks, lease.key)))
+        except StateError:
+            lease.unclean = True  # its mark stays: the next turn takes this one back
+            raise
+        lease.released = session.kept = True
+
+    @staticmethod
+    async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:
+        try:
+            undone = await settled(_closed_then(session, undo_turn(session.store.locks, lease.key, mark)))
+        except StateError:
+            lease.unclean = True  # its mark stays: the conversation's next turn takes it back
+            _logger.warning("could not take a failed turn back now; the conversation's next turn will")
+        else:
+            lease.released = True
+            _logger.info("took back %d session items of a failed turn", undone)
+
+
+async def _closed_then[T](session: TurnSession, ending: Awaitable[T]) -> T:
+    await session.close()
+    return await ending

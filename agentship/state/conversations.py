@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentship.state.engine import transaction
+from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
 from agentship.state.schema import conversations
 
 
@@ -39,7 +40,9 @@ class ConversationMap:
             return None
         return dict(row.state) if row.state is not None else {"server_id": row.server_id}
 
-    async def put(self, key: str, state: dict[str, Any]) -> None:
+    async def put(self, key: str, state: dict[str, Any], leases: LeaseLocks | None = None) -> None:
+        """Write the conversation's state; with ``leases``, only while the conversation's lease is
+        still this replica's (else :class:`~agentship.state.locks.LeaseLostError`, nothing written)."""
         now = self.clock()
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         values = {
@@ -51,6 +54,8 @@ class ConversationMap:
         }
         statement = insert(conversations).values(key=key, **values)
         async with transaction(self.engine) as conn:
+            if leases is not None and not await leases.fence(conn, key, unexpired=False):
+                raise LeaseLostError(LOST)
             await conn.execute(
                 statement.on_conflict_do_update(index_elements=[conversations.c.key], set_=values)
             )

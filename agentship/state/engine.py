@@ -1,15 +1,18 @@
-"""The async engine for a state URL, and the one place database failures become errors."""
+"""The async engine for a state URL, the one place database failures become errors, and the
+database's clock (leases compare against it, never against a replica's own)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Float, cast, event, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
 
 from agentship.errors import StateError
 from agentship.state.settings import StateSettings
@@ -21,8 +24,19 @@ SQLITE_POOL_WAIT_S = 60.0
 """How long a transaction waits for the SQLite engine's one connection before it fails."""
 
 
+POOL_TIMEOUT_S = 10.0
+"""How long an operation waits for a free connection of a full pool before it fails (503)."""
+
+
 def create_engine(settings: StateSettings) -> AsyncEngine:
-    """An engine for the current event loop (asyncpg connections belong to the loop that made them)."""
+    """An engine for the current event loop (asyncpg connections belong to the loop that made them),
+    with a pool of ``settings.pool_size`` connections and ``settings.pool_overflow`` more (on
+    PostgreSQL; SQLite's engine has one connection, see below)."""
+    pool: dict[str, Any] = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.pool_overflow,
+        "pool_timeout": POOL_TIMEOUT_S,
+    }
     if settings.is_sqlite:
         # SQLite has one writer at a time, and every transaction here takes the write lock (see
         # _begin): one connection per engine queues this process's transactions fairly, in the
@@ -59,9 +73,7 @@ def create_engine(settings: StateSettings) -> AsyncEngine:
         return engine
     return create_async_engine(
         settings.url,
-        pool_size=10,
-        max_overflow=40,
-        pool_timeout=10,
+        **pool,
         pool_pre_ping=True,  # a restarted server's dead connections are replaced, not used
         pool_recycle=1800,
         connect_args={"timeout": 5, "command_timeout": 30},
@@ -77,3 +89,31 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     except (SQLAlchemyError, OSError) as exc:
         _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
         raise StateError("the state store is unavailable; retry later") from exc
+
+
+def db_now(engine: AsyncEngine) -> ColumnElement[float]:
+    """The database's clock, as epoch seconds: what every lease is written and compared with.
+
+    Replicas' clocks drift apart; a lease compared against each one's own clock could be taken
+    over while its holder still runs (a clock ahead) or kept long after its holder died.
+    """
+    if engine.dialect.name == "postgresql":
+        return cast(func.extract("epoch", func.clock_timestamp()), Float)
+    return (func.julianday("now") - 2440587.5) * 86400.0  # SQLite: days since the epoch of Julian days
+
+
+async def settled[T](operation: Awaitable[T]) -> T:
+    """Await ``operation`` to its end even if the caller is cancelled meanwhile (then re-raise the
+    cancellation): a rollback or a restore that is cut off half-way would leave half a state."""
+    task = asyncio.ensure_future(operation)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved, so never logged as "never retrieved"
+        raise cancelled
+    return task.result()

@@ -1,10 +1,17 @@
 """Leases that serialise the turns of one conversation across processes and replicas.
 
 A lease is a row (key, owner, expires_at), taken by compare-and-swap: inserted if absent, or
-overwritten if its holder let it expire. The holder renews it while its turn runs, and a
-replica that dies simply stops renewing: its lease runs out and the next turn goes ahead. No
-connection is held while a turn runs, so a thousand conversations need no thousand
-connections. Within one process an asyncio lock per key queues turns without polling.
+overwritten if its holder let it expire. Expiry is the database's clock, never a replica's
+own. The holder renews it while its turn runs (every third of the lease; a failed renewal is
+retried with backoff while the lease still has time left), and a replica that dies simply
+stops renewing: its lease runs out and the next turn goes ahead. No connection is held while a
+turn runs, so a thousand conversations need no thousand connections. Within one process an
+asyncio lock per key queues turns without polling.
+
+A holder that cannot renew in time gives the turn up before the lease runs out: the task
+holding it is cancelled, and :meth:`LeaseLocks.hold` raises :class:`LeaseLostError` instead.
+Writes made under a lease check it in their own transaction (:meth:`LeaseLocks.fence`), so a
+turn whose lease was taken can no longer write.
 """
 
 from __future__ import annotations
@@ -14,43 +21,68 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agentship.errors import StateError
-from agentship.state.engine import transaction
+from agentship.state.engine import db_now, settled, transaction
 from agentship.state.schema import locks
 
 _logger = logging.getLogger(__name__)
+
+LOST = "the conversation's lease was lost while its turn ran (the state store was unreachable for too long); retry"
 
 
 class ConversationBusyError(StateError):
     """Another turn of the conversation held it for longer than the wait allowed."""
 
 
+class LeaseLostError(StateError):
+    """The lease could not be renewed in time, or another replica took it: the turn was stopped."""
+
+
+@dataclass
+class Lease:
+    """A held lease, as its holder sees it."""
+
+    key: str
+    owner: str
+    valid_until: float
+    """Monotonic time before which the lease is surely still ours (from the last renewal's start)."""
+    lost: bool = False
+    released: bool = False
+    """Let go already (with the turn's commit): nothing to release at the end."""
+    unclean: bool = False
+    """Its turn could not be ended cleanly: the row, with the turn's mark, stays for the next holder."""
+    renewals: int = 0
+    failed_renewals: int = 0
+    _keeper: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def stop_keeping(self) -> None:
+        """The turn is done: from now on losing the lease cancels nothing (the lease is released next)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+
+
 class LeaseLocks:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        owner: str,
-        lease_s: float = 15.0,
-        wait_s: float = 120.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, owner: str, lease_s: float = 15.0, wait_s: float = 120.0) -> None:
         self.engine = engine
         self.owner = owner
         self.lease_s = lease_s
         self.wait_s = wait_s
-        self.clock = clock
+        self.renew_every_s = lease_s / 3
+        self.margin_s = lease_s / 5
+        """A holder that has not renewed gives up this long before its lease runs out."""
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _upsert(self, key: str) -> Any:
-        now = self.clock()
+        now = db_now(self.engine)
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         statement = insert(locks).values(key=key, owner=self.owner, expires_at=now + self.lease_s)
         return statement.on_conflict_do_update(
@@ -64,50 +96,109 @@ class LeaseLocks:
             return bool((await conn.execute(self._upsert(key))).rowcount)
 
     async def renew(self, key: str) -> bool:
+        """Extend the lease; False if it is no longer ours (another replica took it)."""
         async with transaction(self.engine) as conn:
             renewed = await conn.execute(
                 update(locks)
                 .where(locks.c.key == key, locks.c.owner == self.owner)
-                .values(expires_at=self.clock() + self.lease_s)
+                .values(expires_at=db_now(self.engine) + self.lease_s)
             )
         return bool(renewed.rowcount)
+
+    async def fence(self, conn: AsyncConnection, key: str, *, unexpired: bool = True) -> bool:
+        """Whether ``key`` is still ours (and, with ``unexpired``, not run out), checked in
+        ``conn``'s transaction.
+
+        It writes (a no-op update), so the row stays locked until the transaction ends (and on
+        SQLite the writer is reserved before anything is read): nobody takes the lease between
+        this check and the caller's writes. A lease that ran out but is still ours was taken by
+        nobody: nobody else wrote under it either.
+        """
+        ours = [locks.c.key == key, locks.c.owner == self.owner]
+        if unexpired:
+            ours.append(locks.c.expires_at > db_now(self.engine))
+        held = await conn.execute(update(locks).where(*ours).values(owner=locks.c.owner))
+        return bool(held.rowcount)
 
     async def release(self, key: str) -> None:
         async with transaction(self.engine) as conn:
             await conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == self.owner))
 
-    async def _acquire(self, key: str) -> None:
-        deadline = self.clock() + self.wait_s
+    async def _acquire(self, key: str) -> Lease:
+        deadline = time.monotonic() + self.wait_s
         pause = 0.02
-        while not await self.try_acquire(key):
-            if self.clock() > deadline:
+        while True:
+            started = time.monotonic()
+            if await self.try_acquire(key):
+                return Lease(key, self.owner, valid_until=started + self.lease_s)
+            if time.monotonic() > deadline:
                 raise ConversationBusyError(
                     f"the conversation is busy with another turn for over {self.wait_s:g}s; retry later"
                 )
             await asyncio.sleep(pause)
             pause = min(0.5, pause * 2)
 
-    async def _keep(self, key: str) -> None:
+    async def _keep(self, lease: Lease, holder: asyncio.Task[Any]) -> None:
         while True:
-            await asyncio.sleep(self.lease_s / 3)
-            if not await self.renew(key):
-                _logger.warning("lost the lease on a conversation while its turn ran")
+            await asyncio.sleep(self.renew_every_s)
+            if not await self._renewed(lease):
+                lease.lost = True
+                _logger.warning(
+                    "lost the lease on a conversation while its turn ran (%d failed renewals); "
+                    "stopping the turn",
+                    lease.failed_renewals,
+                )
+                holder.cancel()
                 return
 
+    async def _renewed(self, lease: Lease) -> bool:
+        """Renew, retrying with backoff while the lease has time left; False once it is lost."""
+        pause = 0.05
+        while (left := lease.valid_until - self.margin_s - time.monotonic()) > 0:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(left):
+                    if not await self.renew(lease.key):
+                        return False  # another replica holds it now
+                lease.valid_until, lease.renewals = started + self.lease_s, lease.renewals + 1
+                return True
+            except (StateError, TimeoutError):
+                lease.failed_renewals += 1
+                _logger.info("could not renew a conversation's lease; retrying (%.1fs left)", left)
+            await asyncio.sleep(min(pause, max(0.0, lease.valid_until - self.margin_s - time.monotonic())))
+            pause = min(pause * 2, self.renew_every_s / 2)
+        return False
+
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Hold ``key`` for the duration of the block, one holder at a time, across replicas."""
+    async def hold(self, key: str) -> AsyncIterator[Lease]:
+        """Hold ``key`` for the duration of the block, one holder at a time, across replicas.
+
+        If the lease is lost meanwhile, the block is cancelled and :class:`LeaseLostError` raised.
+        """
         local = self._local.get(key)
         if local is None:
             local = self._local[key] = asyncio.Lock()
         async with local:
-            await self._acquire(key)
-            keeper = asyncio.create_task(self._keep(key), name="agentship-lease")
+            lease = await self._acquire(key)
+            holder = asyncio.current_task()
+            assert holder is not None
+            cancels = holder.cancelling()
+            lease._keeper = asyncio.create_task(self._keep(lease, holder), name="agentship-lease")
             try:
-                yield
+                yield lease
+            except BaseException as exc:
+                if not lease.lost or isinstance(exc, GeneratorExit):
+                    raise
+                if holder.cancelling() > cancels and holder.uncancel() > cancels:
+                    raise  # cancelled by someone else as well: that cancellation goes on
+                raise LeaseLostError(LOST) from exc
             finally:
-                keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StateError):
-                    await keeper
-                with contextlib.suppress(StateError):
-                    await asyncio.shield(self.release(key))
+                lease.stop_keeping()
+                await settled(self._let_go(lease))
+
+    async def _let_go(self, lease: Lease) -> None:
+        if lease._keeper is not None:
+            await asyncio.wait({lease._keeper})
+        if not (lease.lost or lease.released or lease.unclean):
+            with contextlib.suppress(StateError):
+                await self.release(lease.key)

@@ -44,7 +44,12 @@ async def purge_expired(
             delete(response_items).where(response_items.c.response_id.in_(expired)),
             delete(responses).where(responses.c.expires_at < now),
             delete(conversations).where(conversations.c.expires_at < now),
-            delete(locks).where(locks.c.expires_at < now - 3600),
+            # a lease left with its turn's mark waits for the conversation's next turn to take the
+            # interrupted turn back (or for the session itself to expire)
+            delete(locks).where(
+                locks.c.expires_at < now - 3600,
+                locks.c.turn_mark.is_(None) | (locks.c.expires_at < now - settings.ttl_s),
+            ),
             delete(run_states).where(run_states.c.expires_at < now),
             delete(agent_messages).where(
                 agent_messages.c.session_id.in_(

@@ -6,9 +6,11 @@ Consistency, per operation (every one is a single transaction):
   whole response or none of it, on any replica, as soon as ``save`` returns.
 * :meth:`ResponseStore.get`, :meth:`~ResponseStore.items` and :meth:`~ResponseStore.delete`
   only ever see the caller's own user's records.
+* :meth:`ResponseStore.delete` checks the user first: another user's id deletes nothing.
 * A background run is owned by one replica at a time: :meth:`RunStore.claim` is a
   compare-and-swap on its lease, and every write of the owner is guarded by it, so a replica
-  whose lease was taken over can no longer write.
+  whose lease was taken over can no longer write. Leases are written and compared on the
+  database's clock (:func:`~agentship.state.engine.db_now`), never a replica's own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agentship.state.engine import transaction
+from agentship.state.engine import db_now, transaction
 from agentship.state.records import TERMINAL, RunControl, StoredResponse
 from agentship.state.schema import response_events, response_items, responses
 from agentship.state.settings import StateSettings
@@ -55,10 +57,18 @@ class ResponseStore:
         return StoredResponse(**fields, created_at=now, expires_at=now + self.settings.ttl_s)
 
     async def save(self, rec: StoredResponse, events: list[dict[str, Any]] | None = None) -> None:
-        """Insert or replace ``rec`` with its output items, and (a background run's first) events."""
+        """Insert or replace ``rec`` with its output items, and (a background run's first) events.
+
+        A lease in ``rec`` (``lease_until``, on this replica's clock) is written as the same time
+        left on the database's clock.
+        """
+        now = self.clock()
+        values = _values(rec, now)
+        if rec.owner is not None and rec.lease_until:
+            values["lease_until"] = db_now(self.engine) + max(0.0, rec.lease_until - now)
         async with transaction(self.engine) as conn:
             await conn.execute(delete(responses).where(responses.c.id == rec.id))
-            await conn.execute(insert(responses).values(**_values(rec, self.clock())))
+            await conn.execute(insert(responses).values(**values))
             await self._write_items(conn, rec)
             if events:
                 rows = [{"response_id": rec.id, "seq": int(e["sequence_number"]), "event": e} for e in events]
@@ -101,13 +111,19 @@ class ResponseStore:
         return None if row is None else _record(row)
 
     async def delete(self, user_id: str, response_id: str) -> bool:
+        """Delete the user's response with its items and events; False (nothing deleted) if the
+        user has no response of that id."""
         async with transaction(self.engine) as conn:
+            owned = await conn.execute(
+                delete(responses)
+                .where(responses.c.id == response_id, responses.c.user_id == user_id)
+                .returning(responses.c.id)
+            )
+            if owned.first() is None:
+                return False
             await conn.execute(delete(response_events).where(response_events.c.response_id == response_id))
             await conn.execute(delete(response_items).where(response_items.c.response_id == response_id))
-            done = await conn.execute(
-                delete(responses).where(responses.c.id == response_id, responses.c.user_id == user_id)
-            )
-        return bool(done.rowcount)
+        return True
 
     async def items(self, user_id: str, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The user's stored output items with these ids (the newest, if an id repeats)."""
@@ -132,7 +148,7 @@ class RunStore(ResponseStore):
 
     async def claim(self, response_id: str, owner: str, lease_s: float) -> StoredResponse | None:
         """Take the run if it is unfinished and unowned (or its owner's lease ran out)."""
-        now = self.clock()
+        now = db_now(self.engine)
         async with transaction(self.engine) as conn:
             taken = await conn.execute(
                 update(responses)
@@ -142,7 +158,10 @@ class RunStore(ResponseStore):
                     (responses.c.lease_until.is_(None)) | (responses.c.lease_until < now),
                 )
                 .values(
-                    owner=owner, lease_until=now + lease_s, attempt=responses.c.attempt + 1, updated_at=now
+                    owner=owner,
+                    lease_until=now + lease_s,
+                    attempt=responses.c.attempt + 1,
+                    updated_at=self.clock(),
                 )
             )
             if not taken.rowcount:
@@ -151,12 +170,11 @@ class RunStore(ResponseStore):
         return None if row is None else _record(row)
 
     async def heartbeat(self, response_id: str, owner: str, lease_s: float) -> RunControl:
-        now = self.clock()
         async with transaction(self.engine) as conn:
             kept = await conn.execute(
                 update(responses)
                 .where(responses.c.id == response_id, responses.c.owner == owner)
-                .values(lease_until=now + lease_s)
+                .values(lease_until=db_now(self.engine) + lease_s)
             )
             cancel = (
                 await conn.execute(select(responses.c.cancel_requested).where(responses.c.id == response_id))
@@ -250,7 +268,7 @@ class RunStore(ResponseStore):
 
     async def orphans(self, limit: int = 20) -> list[str]:
         """Unfinished background runs whose owner's lease ran out."""
-        now = self.clock()
+        now = db_now(self.engine)
         query = (
             select(responses.c.id)
             .where(

@@ -7,10 +7,13 @@ expires (``expires_at``, epoch seconds) a TTL after its last use.
   saw; background runs also keep their lease (``owner``, ``lease_until``, ``attempt``).
 * ``agentship_response_items``: output items by id, so ``item_reference`` inputs resolve.
 * ``agentship_response_events``: a background run's stream events, in order, for replay.
-* ``agentship_locks``: leases that serialise the turns of one conversation across replicas.
+* ``agentship_locks``: leases that serialise the turns of one conversation across replicas, and
+  the mark of the turn running under one (its session's last item id before it), cleared when
+  the turn ends cleanly.
 * ``agentship_conversations``: a backend's server-side handle for a conversation (a Llama
   Stack session or conversation id).
-* ``agentship_run_states``: paused runs (an Agents SDK ``RunState``), by the calls they wait on.
+* ``agentship_run_states``: paused runs (an Agents SDK ``RunState``), by the calls they wait on;
+  the rows of one run share its ``run_id`` (null for runs paused before revision 0004).
 * ``agent_sessions`` / ``agent_messages``: the OpenAI Agents SDK's ``SQLAlchemySession``
   tables, column for column as the SDK defines them (the SDK reads and writes them).
 """
@@ -88,6 +91,7 @@ locks = Table(
     Column("key", String(600), primary_key=True),
     Column("owner", String(64), nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("turn_mark", Integer),
 )
 
 conversations = Table(
@@ -108,7 +112,9 @@ run_states = Table(
     Column("key", String(600), primary_key=True),
     Column("state", Json, nullable=False),
     Column("expires_at", Float, nullable=False),
+    Column("run_id", String(64)),
     Index("ix_agentship_run_states_expires_at", "expires_at"),
+    Index("ix_agentship_run_states_run_id", "run_id"),
 )
 
 agent_sessions = Table(

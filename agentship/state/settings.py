@@ -10,11 +10,16 @@ The URL comes from ``--state-url`` or ``AGENTSHIP_STATE_URL``:
 * ``none``: no state at all (clients send whole conversations; ``store`` is ignored).
 
 The URL may hold a password, so it is only ever shown through :func:`redacted`.
+
+Each process opens two engines on the store (the server's and the agent backend's, on their
+own event loops), each with a pool of at most ``AGENTSHIP_STATE_POOL_SIZE`` connections (default
+5) plus ``AGENTSHIP_STATE_POOL_OVERFLOW`` more under bursts (default 5): a replica with ``-w N``
+workers holds up to ``N x 2 x (pool + overflow)`` connections to PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,10 +32,17 @@ from agentship.errors import ConfigError
 STATE_URL_ENV = "AGENTSHIP_STATE_URL"
 TTL_ENV = "AGENTSHIP_STATE_TTL_S"
 MAX_ITEMS_ENV = "AGENTSHIP_STATE_MAX_ITEMS"
+POOL_SIZE_ENV = "AGENTSHIP_STATE_POOL_SIZE"
+POOL_OVERFLOW_ENV = "AGENTSHIP_STATE_POOL_OVERFLOW"
+LEASE_ENV = "AGENTSHIP_STATE_LEASE_S"
 DEFAULT_TTL_S = 30 * 24 * 3600.0
 """Stored responses and conversations expire 30 days after their last use (as OpenAI's do)."""
 DEFAULT_MAX_ITEMS = 1000
 """A conversation keeps at most this many items; older turns are dropped first."""
+DEFAULT_POOL_SIZE = 5
+DEFAULT_POOL_OVERFLOW = 5
+DEFAULT_LEASE_S = 15.0
+"""A conversation's turn holds its lease this long between renewals (renewed every third of it)."""
 _DISABLED = {"none", "off", "disabled"}
 
 
@@ -39,6 +51,12 @@ class StateSettings:
     url: URL
     ttl_s: float = DEFAULT_TTL_S
     max_items: int = DEFAULT_MAX_ITEMS
+    pool_size: int = DEFAULT_POOL_SIZE
+    """Connections each engine keeps open (one engine per process and event loop)."""
+    pool_overflow: int = DEFAULT_POOL_OVERFLOW
+    """Connections an engine may open beyond ``pool_size`` under a burst (closed when returned)."""
+    lease_s: float = DEFAULT_LEASE_S
+    """How long a conversation's lease lasts unrenewed (a dead replica holds it this long)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -54,14 +72,36 @@ class StateSettings:
         if raw.lower() in _DISABLED:
             return None
         url = parse_url(raw) if raw else default_url(environ.get("MLFLOW_TRACKING_URI", ""))
-        try:
-            ttl_s = float(environ.get(TTL_ENV) or DEFAULT_TTL_S)
-            max_items = int(environ.get(MAX_ITEMS_ENV) or DEFAULT_MAX_ITEMS)
-        except ValueError as exc:
-            raise ConfigError(f"{TTL_ENV} must be seconds and {MAX_ITEMS_ENV} an integer: {exc}") from exc
-        if ttl_s <= 0 or max_items < 2:
-            raise ConfigError(f"{TTL_ENV} must be > 0 and {MAX_ITEMS_ENV} at least 2")
-        return cls(url, ttl_s, max_items)
+        return cls(
+            url,
+            ttl_s=_number(environ, TTL_ENV, DEFAULT_TTL_S, float, "seconds > 0", lambda v: v > 0),
+            max_items=_number(
+                environ, MAX_ITEMS_ENV, DEFAULT_MAX_ITEMS, int, "an integer >= 2", lambda v: v >= 2
+            ),
+            pool_size=_number(
+                environ, POOL_SIZE_ENV, DEFAULT_POOL_SIZE, int, "an integer >= 1", lambda v: v >= 1
+            ),
+            pool_overflow=_number(
+                environ, POOL_OVERFLOW_ENV, DEFAULT_POOL_OVERFLOW, int, "an integer >= 0", lambda v: v >= 0
+            ),
+            lease_s=_number(environ, LEASE_ENV, DEFAULT_LEASE_S, float, "seconds >= 1", lambda v: v >= 1),
+        )
+
+
+def _number[N: (int, float)](
+    environ: Mapping[str, str], name: str, default: N, kind: type[N], what: str, valid: Callable[[N], bool]
+) -> N:
+    """``environ[name]`` as ``kind``, ``default`` if unset; a ConfigError naming it if invalid."""
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be {what}, not {raw!r}") from exc
+    if not valid(value):
+        raise ConfigError(f"{name} must be {what}, not {raw!r}")
+    return value
 
 
 def redacted(url: URL) -> str:

@@ -7,8 +7,10 @@ import os
 import socket
 from uuid import uuid4
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agentship.errors import StateError
 from agentship.state.conversations import ConversationMap
 from agentship.state.engine import create_engine
 from agentship.state.locks import LeaseLocks
@@ -19,6 +21,11 @@ from agentship.state.runstates import PausedRuns
 from agentship.state.settings import StateSettings
 
 _logger = logging.getLogger(__name__)
+
+TRIM_FAILURES = Counter(
+    "agentship_state_trim_failures",
+    "Conversation trims that failed after their turn was kept (the turn stands; the next turn trims).",
+)
 
 
 def replica_id() -> str:
@@ -32,7 +39,7 @@ class StateStore:
         self.engine = engine
         self.owner = owner
         self.responses = RunStore(engine, settings)
-        self.locks = LeaseLocks(engine, owner)
+        self.locks = LeaseLocks(engine, owner, lease_s=settings.lease_s)
         self.paused = PausedRuns(engine, settings.ttl_s)
 
     @classmethod
@@ -56,7 +63,18 @@ class StateStore:
         return await purge_expired(self.engine, self.settings)
 
     async def trim_session(self, session_id: str) -> int:
-        return await trim_session(self.engine, session_id, self.settings.max_items)
+        """Keep an SDK session to the item limit, best effort: a failure is logged and counted
+        (``agentship_state_trim_failures``), never raised; the session's next turn trims again."""
+        try:
+            return await trim_session(self.engine, session_id, self.settings.max_items)
+        except Exception as exc:  # logged and counted: the kept turn must stand
+            TRIM_FAILURES.inc()
+            _logger.warning(
+                "state store: could not trim a conversation after its turn (kept): %s",
+                type(exc).__name__,
+                exc_info=not isinstance(exc, StateError),  # the store's own failures are logged there
+            )
+            return 0
 
     async def aclose(self) -> None:
         await self.engine.dispose()

@@ -1,0 +1,76 @@
+"""A conversation's turn in its Agents SDK session, all or nothing, under the conversation's lease.
+
+The SDK writes a turn's items into the session as the turn goes (its input before the first
+model call). So that a turn that fails leaves nothing behind, whatever kills it:
+
+* :func:`begin_turn` records on the lease row the session's last item id (the turn's *mark*);
+  first, if the previous holder left its mark (it was killed, or lost the store, half-way), it
+  deletes that turn's items: they are after its mark, and nobody else wrote since (every write
+  checks the lease, :meth:`~agentship.state.locks.LeaseLocks.fence`);
+* :func:`keep_turn` ends a turn that succeeded: the lease row goes with its mark, at once;
+* :func:`undo_turn` ends a turn that failed: its items go with the lease row, at once (also
+  when the lease ran out, as long as nobody took it over).
+
+Each is one transaction, and each checks that the lease is still this replica's.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import delete, func, select, update
+
+from agentship.state.engine import db_now, transaction
+from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
+from agentship.state.schema import agent_messages, locks
+
+_logger = logging.getLogger(__name__)
+
+
+async def begin_turn(leases: LeaseLocks, key: str) -> int:
+    """Take back what an interrupted turn of session ``key`` left, then mark the new turn's start."""
+    after = agent_messages.c.session_id == key
+    async with transaction(leases.engine) as conn:
+        if not await leases.fence(conn, key):
+            raise LeaseLostError(LOST)
+        stale = (await conn.execute(select(locks.c.turn_mark).where(locks.c.key == key))).scalar()
+        if stale is not None:
+            undone = await conn.execute(delete(agent_messages).where(after, agent_messages.c.id > stale))
+            _logger.warning("took back %d session items of an interrupted turn", undone.rowcount or 0)
+        mark = (
+            await conn.execute(select(func.coalesce(func.max(agent_messages.c.id), 0)).where(after))
+        ).scalar()
+        await conn.execute(
+            update(locks).where(locks.c.key == key, locks.c.owner == leases.owner).values(turn_mark=mark)
+        )
+    return int(mark or 0)
+
+
+async def keep_turn(leases: LeaseLocks, key: str) -> None:
+    """The turn succeeded: drop the lease row and its mark in one go (this is the commit).
+
+    Raises :class:`LeaseLostError` if the lease is no longer this replica's: then the turn is
+    not kept (the next holder takes it back).
+    """
+    async with transaction(leases.engine) as conn:
+        released = await conn.execute(
+            delete(locks).where(
+                locks.c.key == key, locks.c.owner == leases.owner, locks.c.expires_at > db_now(leases.engine)
+            )
+        )
+        if not released.rowcount:
+            raise LeaseLostError(LOST)
+
+
+async def undo_turn(leases: LeaseLocks, key: str, mark: int) -> int:
+    """The turn failed: delete the session items it added and let the conversation go; returns
+    how many items went. Raises :class:`LeaseLostError` if another replica holds the lease now
+    (it took the turn back when it began its own)."""
+    async with transaction(leases.engine) as conn:
+        if not await leases.fence(conn, key, unexpired=False):
+            raise LeaseLostError(LOST)
+        undone = await conn.execute(
+            delete(agent_messages).where(agent_messages.c.session_id == key, agent_messages.c.id > mark)
+        )
+        await conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == leases.owner))
+    return undone.rowcount or 0

@@ -1,0 +1,294 @@
+"""A conversation's turn is all or nothing: the OpenAI Agents SDK backend with the real runner,
+in front of the scripted model server (a process on loopback), over a real SQLite file and a
+real PostgreSQL (issue 20, items 4-7).
+
+The SDK saves a turn's input into the session before its first model call; whatever ends the
+turn early (a model failure, a tripped guardrail, the client going away, a lost lease) must
+leave the session as it was, and a kept turn must stand whatever happens after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.types.responses import ResponsesAgentRequest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from agentship.errors import BackendStatusError, GuardrailTriggeredError, InvalidRequestError, StateError
+from agentship.events import AgentEvent, Completed, ItemDone, TextDelta
+from agentship.openai_agents import OpenAIAgentsBackend, parse_config
+from agentship.state import StateStore, conversation_key
+from agentship.state.engine import transaction
+from agentship.state.locks import LeaseLocks
+from agentship.state.schema import agent_messages, locks
+from agentship.testing.processes import ServerProcess, start_scripted_llm
+from tests.state.test_store import settings
+
+CONFIG = {
+    "name": "assistant",
+    "instructions": "Be brief.",
+    "model": "scripted-model",
+    "api": "chat_completions",
+    "tracing": False,
+    "max_retries": 0,
+    "request_timeout_s": 60,
+    "tools": ["agentship.examples.tools:get_weather", "agentship.examples.tools:send_email"],
+    "needs_approval": ["send_email"],
+    "input_guardrails": ["agentship.examples.guardrails:no_passwords"],
+}
+
+
+@pytest.fixture(scope="module")
+def model(log_dir: Path) -> Any:
+    """This module's own scripted model: some tests switch its default behaviour (failing)."""
+    server = start_scripted_llm(log_dir)
+    yield server
+    server.stop()
+
+
+def set_model(model: ServerProcess, **behaviour: Any) -> None:
+    httpx.post(f"{model.url}/scripted/config", json=behaviour, timeout=10).raise_for_status()
+
+
+def mark() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@asynccontextmanager
+async def backend(state_url: str, model: ServerProcess, **env: str) -> AsyncIterator[OpenAIAgentsBackend]:
+    """A replica's agent backend: its own store engine, as under ``python -m serving``."""
+    environ = {
+        "OPENAI_BASE_URL": model.url + "/v1",
+        "OPENAI_API_KEY": "unused",
+        "AGENTSHIP_STATE_URL": state_url,
+    }
+    agent = OpenAIAgentsBackend(parse_config(dict(CONFIG)), {**environ, **env})
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.aclose()
+
+
+def request(conversation: str, *items: dict[str, Any] | str) -> ResponsesAgentRequest:
+    turn = [{"role": "user", "content": i} if isinstance(i, str) else i for i in items]
+    return ResponsesAgentRequest(input=turn, context={"conversation_id": conversation, "user_id": "alice"})
+
+
+async def ask(
+    agent: OpenAIAgentsBackend, conversation: str, *items: dict[str, Any] | str, deltas: bool = False
+) -> list[AgentEvent]:
+    return [event async for event in agent.stream(request(conversation, *items), deltas=deltas)]
+
+
+async def session(state_url: str, conversation: str) -> list[dict[str, Any]]:
+    """The conversation's SDK session as stored, read by another engine."""
+    store = await StateStore.open(settings(state_url), migrate=False)
+    try:
+        async with transaction(store.engine) as conn:
+            rows = await conn.execute(
+                select(agent_messages.c.message_data)
+                .where(agent_messages.c.session_id == conversation_key("alice", conversation))
+                .order_by(agent_messages.c.id)
+            )
+            return [json.loads(row.message_data) for row in rows]
+    finally:
+        await store.aclose()
+
+
+async def lease_rows(state_url: str) -> list[tuple[str, str]]:
+    store = await StateStore.open(settings(state_url), migrate=False)
+    try:
+        async with transaction(store.engine) as conn:
+            return [(r.key, r.owner) for r in await conn.execute(select(locks.c.key, locks.c.owner))]
+    finally:
+        await store.aclose()
+
+
+def model_users(model: ServerProcess, needle: str) -> list[list[str]]:
+    """The user messages of every model request whose latest user message contains ``needle``."""
+    seen = []
+    for entry in httpx.get(f"{model.url}/scripted/requests", timeout=10).json():
+        users = [m["text"] for m in entry["messages"] if m["role"] == "user"]
+        if users and needle in users[-1]:
+            seen.append(users)
+    return seen
+
+
+def answer_text(events: list[AgentEvent]) -> str:
+    done = events[-1]
+    assert isinstance(done, Completed)
+    return str(done.output[-1]["content"][0]["text"])
+
+
+def test_a_failed_turn_leaves_nothing_and_its_retry_is_recorded_once(
+    state_url: str, model: ServerProcess, deltas: bool
+) -> None:
+    m = mark()
+
+    async def check() -> None:
+        async with backend(state_url, model) as agent:
+            await ask(agent, m, f"hello {m}", deltas=deltas)
+            before = await session(state_url, m)
+            with pytest.raises(BackendStatusError):
+                await ask(agent, m, f"again {m} [[fail=400*1]]", deltas=deltas)
+            assert await session(state_url, m) == before
+            retried = await ask(agent, m, f"again {m} [[fail=400*1]]", deltas=deltas)  # the client's retry
+            assert answer_text(retried) == f"You said: again {m}"
+            after = await session(state_url, m)
+            assert after[: len(before)] == before and len(after) == len(before) + 2
+            assert after[len(before)] == {"role": "user", "content": f"again {m} [[fail=400*1]]"}
+            assert after[-1]["content"][0]["text"] == f"You said: again {m}"
+
+    asyncio.run(check())
+    # the retry's model call saw the conversation with the turn once
+    assert model_users(model, f"again {m}")[-1] == [f"hello {m}", f"again {m} [[fail=400*1]]"]
+
+
+@pytest.fixture(params=[False, True], ids=["whole", "streamed"])
+def deltas(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def test_a_tripped_input_guardrail_keeps_nothing_of_the_blocked_input(
+    state_url: str, model: ServerProcess
+) -> None:
+    """Before: the password stayed in the session; every later turn sent it to the model, and
+    tripped the guardrail again."""
+    m = mark()
+
+    async def check() -> list[AgentEvent]:
+        async with backend(state_url, model) as agent:
+            await ask(agent, m, f"hello {m}")
+            before = await session(state_url, m)
+            with pytest.raises(GuardrailTriggeredError, match="no_passwords"):
+                await ask(agent, m, f"my password is hunter2 {m}", deltas=True)
+            assert await session(state_url, m) == before
+            return await ask(agent, m, f"What is the weather in Paris? {m}-next")
+
+    events = asyncio.run(check())
+    assert answer_text(events) == "The get_weather tool returned: The weather in Paris is 18°C and sunny."
+    for users in model_users(model, f"{m}-next"):
+        assert users == [f"hello {m}", f"What is the weather in Paris? {m}-next"]
+
+
+def test_a_cancelled_turn_leaves_nothing_and_lets_the_conversation_go(
+    state_url: str, model: ServerProcess
+) -> None:
+    m = mark()
+
+    async def check() -> None:
+        async with backend(state_url, model) as agent:
+            await ask(agent, m, f"hello {m}")
+            before = await session(state_url, m)
+            streaming = asyncio.Event()
+
+            async def client() -> None:  # goes away once the answer has started to stream
+                async for event in agent.stream(request(m, f"slow {m} [[latency=30 chunks=30]]")):
+                    if isinstance(event, TextDelta):
+                        streaming.set()
+
+            task = asyncio.create_task(client())
+            async with asyncio.timeout(30):
+                await streaming.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await session(state_url, m) == before
+            assert await lease_rows(state_url) == []  # let go: the next turn need not wait
+
+    asyncio.run(check())
+
+
+def test_a_turn_that_loses_its_lease_stops_and_keeps_nothing(
+    state_url: str, model: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: one failed renewal ended the keeper, the turn ran on past its lease (another
+    replica could run a turn of the conversation beside it), and its input stayed."""
+    m = mark()
+
+    async def unreachable(self: LeaseLocks, key: str) -> bool:
+        raise StateError("the state store is unavailable; retry later")
+
+    async def check() -> None:
+        async with backend(state_url, model, AGENTSHIP_STATE_LEASE_S="6") as agent:
+            await ask(agent, m, f"hello {m}")
+            before = await session(state_url, m)
+            with monkeypatch.context() as patch:
+                patch.setattr(LeaseLocks, "renew", unreachable)
+                with pytest.raises(StateError, match="lease was lost while its turn ran"):
+                    async with asyncio.timeout(60):
+                        await ask(agent, m, f"long {m} [[latency=20 chunks=20]]", deltas=True)
+            assert await session(state_url, m) == before
+            assert await lease_rows(state_url) == []
+            after = await ask(agent, m, f"after {m}")
+            assert answer_text(after) == f"You said: after {m}"
+
+    asyncio.run(check())
+    assert model_users(model, f"after {m}") == [[f"hello {m}", f"after {m}"]]
+
+
+def test_a_trim_that_fails_keeps_the_turn(
+    state_url: str, model: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the failed trim failed the request after the turn was kept; the client's retry
+    recorded the turn twice."""
+    m = mark()
+
+    async def broken_trim(*_: Any) -> int:
+        raise StateError("the state store is unavailable; retry later")
+
+    failures = REGISTRY.get_sample_value("agentship_state_trim_failures_total") or 0.0
+
+    async def check() -> None:
+        async with backend(state_url, model) as agent:
+            monkeypatch.setattr("agentship.state.store.trim_session", broken_trim)
+            events = await ask(agent, m, f"keep me {m}")
+            assert answer_text(events) == f"You said: keep me {m}"
+            stored = await session(state_url, m)
+            assert stored[0] == {"role": "user", "content": f"keep me {m}"} and len(stored) == 2
+            assert stored[1]["content"][0]["text"] == f"You said: keep me {m}"
+
+    asyncio.run(check())
+    assert REGISTRY.get_sample_value("agentship_state_trim_failures_total") == failures + 1
+
+
+def test_an_approval_whose_resumed_run_fails_can_be_answered_again_and_only_once(
+    state_url: str, model: ServerProcess
+) -> None:
+    """Before: the paused run was forgotten before the resumed run ran; when that failed, the
+    client's retry was refused ("no paused run") and the approval was lost."""
+    m = mark()
+
+    async def check() -> tuple[list[AgentEvent], list[dict[str, Any]]]:
+        async with backend(state_url, model) as agent:
+            paused = await ask(agent, m, f"Please send email to Bob {m}")
+            ask_item = next(e.item for e in paused if isinstance(e, ItemDone))
+            assert (ask_item["type"], ask_item["name"]) == ("mcp_approval_request", "send_email")
+            answer = {"type": "mcp_approval_response", "approval_request_id": ask_item["id"], "approve": True}
+            before = await session(state_url, m)
+            set_model(model, fail=503)
+            try:
+                with pytest.raises(BackendStatusError):
+                    await ask(agent, m, answer)
+            finally:
+                set_model(model, fail=None)
+            assert await session(state_url, m) == before
+            resumed = await ask(agent, m, answer)  # the client's retry
+            with pytest.raises(InvalidRequestError, match="answered already"):
+                await ask(agent, m, answer)
+            return resumed, await session(state_url, m)
+
+    resumed, stored = asyncio.run(check())
+    assert answer_text(resumed) == "The send_email tool returned: Email sent to Bob."
+    outputs = [item for item in stored if item.get("type") == "function_call_output"]
+    assert [o["output"] for o in outputs] == ["Email sent to Bob."]  # once, though the tool ran twice
