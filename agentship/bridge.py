@@ -5,6 +5,9 @@ An :class:`AsyncBridge` owns one event loop on one daemon thread, started once (
 calling thread through a queue as soon as it exists. The caller's context variables (MLflow's
 active span among them) are copied into the task, so spans opened by the core nest under the
 span of the sync call. Closing the sync generator early (a client went away) cancels the task.
+
+The hand-over is bounded: the producer may run at most :data:`INBOX` items ahead of its
+consumer, then waits for it (a slow client slows its own run, it does not fill the memory).
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, 
 from typing import Any
 
 _ITEM, _ERROR, _DONE = 0, 1, 2
+INBOX = 64
+"""Items a producer may hand over before its consumer has taken them."""
 TASK_NAME = "agentship-bridged"
 """The name of every task the bridge runs for a caller (a leak shows up under it)."""
 
 
-async def _pump[T](factory: Callable[[], AsyncIterator[T]], deliver: Callable[[int, object], None]) -> None:
-    """Run ``factory()`` and hand every outcome to ``deliver``: items, then done or the error."""
+async def _pump[T](
+    factory: Callable[[], AsyncIterator[T]],
+    deliver: Callable[[int, object], None],
+    credits: asyncio.Semaphore,
+) -> None:
+    """Run ``factory()`` and hand every outcome to ``deliver``: items (each once the consumer has
+    room for it: a credit), then done or the error."""
     try:
         async for item in factory():
+            await credits.acquire()
             deliver(_ITEM, item)
     except asyncio.CancelledError:
         deliver(_DONE, None)
@@ -57,10 +68,11 @@ class AsyncBridge:
         inbox: queue.SimpleQueue[tuple[int, object]] = queue.SimpleQueue()
         context = contextvars.copy_context()
         tasks: list[asyncio.Task[None]] = []
+        credits = asyncio.Semaphore(INBOX)  # used on the loop only
 
         def start() -> None:
             task = self.loop.create_task(
-                _pump(factory, lambda k, v: inbox.put((k, v))), context=context, name=TASK_NAME
+                _pump(factory, lambda k, v: inbox.put((k, v)), credits), context=context, name=TASK_NAME
             )
             tasks.append(task)
 
@@ -69,6 +81,7 @@ class AsyncBridge:
         try:
             while not finished:
                 kind, value = inbox.get()
+                self.loop.call_soon_threadsafe(credits.release)
                 finished = kind != _ITEM
                 done, item = _unpack(kind, value)
                 if not done:
@@ -88,19 +101,21 @@ class AsyncBridge:
             async for item in factory():
                 yield item
             return
-        inbox: asyncio.Queue[tuple[int, object]] = asyncio.Queue()
+        inbox: asyncio.Queue[tuple[int, object]] = asyncio.Queue()  # never more than INBOX + 1
         context = contextvars.copy_context()
+        credits = asyncio.Semaphore(INBOX)  # used on the bridge's loop only
 
         def deliver(kind: int, value: object) -> None:
             caller.call_soon_threadsafe(inbox.put_nowait, (kind, value))
 
         future = asyncio.run_coroutine_threadsafe(
-            _in_context(lambda: _pump(factory, deliver), context), self.loop
+            _in_context(lambda: _pump(factory, deliver, credits), context), self.loop
         )
         finished = False
         try:
             while not finished:
                 kind, value = await inbox.get()
+                self.loop.call_soon_threadsafe(credits.release)
                 finished = kind != _ITEM
                 done, received = _unpack(kind, value)
                 if not done:

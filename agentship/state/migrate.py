@@ -58,7 +58,10 @@ def _upgrade(connection: Connection) -> str:
                 f"(newest: {head_revision()!r}); upgrade agentship, or point it at another store"
             ) from exc
     if current != head_revision():
-        _logger.warning("state store: upgrading schema from %s to %s", current or "empty", head_revision())
+        if current is None:  # a new store: routine, not news
+            _logger.info("state store: creating its schema (%s)", head_revision())
+        else:
+            _logger.warning("state store: upgrading schema from %s to %s", current, head_revision())
         command.upgrade(config, "head")
     return head_revision()
 

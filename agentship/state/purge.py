@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agentship.state.engine import transaction
 from agentship.state.records import trim_history
 from agentship.state.schema import (
+    a2a_tasks,
     agent_messages,
     agent_sessions,
     conversations,
@@ -57,6 +58,9 @@ async def purge_expired(
                 )
             ),
             delete(agent_sessions).where(agent_sessions.c.updated_at < cutoff),
+            delete(a2a_tasks).where(
+                a2a_tasks.c.last_updated < _utc_cutoff(engine.dialect.name, settings.ttl_s)
+            ),
         ):
             removed += (await conn.execute(statement)).rowcount or 0
     if removed:
@@ -68,6 +72,13 @@ def _sdk_cutoff(dialect: str, ttl_s: float) -> Any:
     """The SDK stamps rows with CURRENT_TIMESTAMP: compare on the database's own clock."""
     if dialect == "postgresql":
         return func.localtimestamp() - timedelta(seconds=ttl_s)
+    return func.datetime("now", f"-{int(ttl_s)} seconds")
+
+
+def _utc_cutoff(dialect: str, ttl_s: float) -> Any:
+    """The a2a-sdk stamps tasks with naive UTC times: the database's UTC clock, ``ttl_s`` ago."""
+    if dialect == "postgresql":
+        return func.timezone("UTC", func.now()) - timedelta(seconds=ttl_s)
     return func.datetime("now", f"-{int(ttl_s)} seconds")
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     TIMESTAMP,
     Boolean,
     Column,
+    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -140,4 +141,22 @@ agent_messages = Table(
     ),
     Index("idx_agent_messages_session_time", "session_id", "created_at"),
     sqlite_autoincrement=True,
+)
+
+
+a2a_tasks = Table(
+    "agentship_a2a_tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("context_id", String(36), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("owner", String(255)),
+    Column("last_updated", DateTime),
+    Column("status", JSON, nullable=False),
+    Column("artifacts", JSON),
+    Column("history", JSON),
+    Column("protocol_version", String(16)),
+    Column("metadata", JSON),
+    Index("ix_agentship_a2a_tasks_id", "id"),
+    Index("idx_agentship_a2a_tasks_owner_last_updated", "owner", "last_updated"),
 )

@@ -12,6 +12,7 @@ import pytest
 from a2a.types.a2a_pb2 import CancelTaskRequest, GetTaskRequest, Part, TaskState
 from google.protobuf.json_format import MessageToDict
 
+from agentship.testing.postgres import PostgresServer
 from agentship.testing.processes import ServerProcess
 from tests.e2e.helpers import wait_for_traces
 from tests.serving.a2a_helpers import (
@@ -253,3 +254,48 @@ def test_admission_limits_apply(start_serving: Callable[..., ServerProcess], scr
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["data"]["code"] == "server_busy"
     assert done.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+def test_any_replica_answers_for_a_task(
+    start_serving: Callable[..., ServerProcess], scripted: ServerProcess, postgres: PostgresServer
+) -> None:
+    """Tasks live in the state store: a task run on one replica is read, listed and cancelled
+    through another, and only by its user."""
+    url = postgres.url(postgres.create_database())
+    a, b = (
+        start_serving(scripted.url + "/v1", "--a2a", "--state-url", url, name=f"serving-a2a-{n}")
+        for n in "ab"
+    )
+    alice, bob = {"x-user-id": "alice"}, {"x-user-id": "bob"}
+    message = MessageToDict(user_message(f"on replica a {marker()}"))
+    sent = httpx.post(
+        f"{a.url}/",
+        json={"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}},
+        headers={"A2A-Version": "1.0", **alice},
+        timeout=60,
+    ).json()["result"]["task"]
+    assert sent["status"]["state"] == "TASK_STATE_COMPLETED"
+
+    def call(server: ServerProcess, method: str, params: dict, headers: dict[str, str]) -> dict:
+        body = {"jsonrpc": "2.0", "id": 2, "method": method, "params": params}
+        return dict(
+            httpx.post(
+                f"{server.url}/", json=body, headers={"A2A-Version": "1.0", **headers}, timeout=30
+            ).json()
+        )
+
+    fetched = call(b, "GetTask", {"id": sent["id"]}, alice)["result"]
+    assert (fetched["id"], fetched["contextId"], fetched["status"]["state"]) == (
+        sent["id"],
+        sent["contextId"],
+        "TASK_STATE_COMPLETED",
+    )
+    assert fetched["artifacts"] == sent["artifacts"]
+    assert call(b, "GetTask", {"id": sent["id"]}, bob)["error"]["code"] == -32001
+    listed = call(b, "ListTasks", {}, alice)["result"]
+    assert [t["id"] for t in listed["tasks"]] == [sent["id"]]
+    assert call(b, "ListTasks", {}, bob)["result"].get("tasks", []) == []
+    too_long = MessageToDict(user_message("hi", context_id="c" * 37))
+    refused = call(a, "SendMessage", {"message": too_long}, alice)
+    assert refused["error"]["code"] == -32602
+    assert refused["error"]["message"] == "'message.contextId' must be at most 36 characters"

@@ -30,6 +30,9 @@ from agentship.responses_agent import AgentshipResponsesAgent
 
 _logger = logging.getLogger("agentship.server")
 
+INBOX = 64
+"""Events a worker thread may hand over before the request's run has taken them."""
+
 
 def _streams(agent: Any) -> bool:
     """Whether the agent overrides ``predict_stream`` (MLflow's own raises NotImplementedError)."""
@@ -96,10 +99,22 @@ class ModelRunner:
             yield event
 
     async def _threaded(self, request: ResponsesAgentRequest) -> AsyncGenerator[AgentEvent, None]:
+        """``predict_stream`` on a worker thread, its events handed over through a bounded inbox:
+        the thread waits when the consumer lags (a slow client slows its own run)."""
         loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(INBOX)
         stop = threading.Event()
         context = contextvars.copy_context()
+
+        def hand_over(kind: str, value: Any) -> None:
+            put = asyncio.run_coroutine_threadsafe(inbox.put((kind, value)), loop)
+            while not stop.is_set():
+                try:
+                    put.result(timeout=0.5)
+                    return
+                except TimeoutError:
+                    continue
+            put.cancel()
 
         def produce() -> None:
             stream: Iterator[Any] = self.agent.predict_stream(request)
@@ -109,11 +124,11 @@ class ModelRunner:
                         break
                     data = raw.model_dump(exclude_none=True) if hasattr(raw, "model_dump") else dict(raw)
                     if (event := from_mlflow(data)) is not None:
-                        loop.call_soon_threadsafe(inbox.put_nowait, ("item", event))
+                        hand_over("item", event)
             except BaseException as exc:  # noqa: BLE001 - handed to the loop
-                loop.call_soon_threadsafe(inbox.put_nowait, ("error", exc))
+                hand_over("error", exc)
             else:
-                loop.call_soon_threadsafe(inbox.put_nowait, ("done", None))
+                hand_over("done", None)
             finally:
                 close = getattr(stream, "close", None)
                 if close:

@@ -10,9 +10,10 @@ adds what its other routes have: the body's size and time limits and nesting cap
 under ``--max-concurrency`` (429 + ``Retry-After``), a bad message refused before any task
 exists (JSON-RPC -32602, or -32005 for file parts), the request's user by the identity rule
 (:mod:`agentship.server.http.identity`), and the client's disconnect noticed
-(:class:`~.executor.Exchange`), which cancels the run it waits for. Tasks are kept in memory,
-per worker, the most recent :data:`MAX_TASKS` of them, and each is visible only to the user
-that created it.
+(:class:`~.executor.Exchange`), which cancels the run it waits for. Tasks are kept in the state
+store (the SDK's ``DatabaseTaskStore`` over its ``agentship_a2a_tasks`` table), so any replica
+answers for any task, and they expire with the store's TTL; without a store, in each worker's
+memory (the most recent :data:`MAX_TASKS`). Each is visible only to the user that created it.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
-from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore
 from a2a.types.a2a_pb2 import SendMessageRequest, Task
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from a2a.utils.errors import InvalidParamsError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -40,7 +42,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from agentship.server.core.errors import HttpError
 from agentship.server.http.body import MAX_DEPTH, ClientGone, read_body, too_deep
-from agentship.server.http.identity import identify
+from agentship.server.http.identity import Identity, identify
 from agentship.server.protocols.a2a.card import AgentDescription, Skill, agent_card, describe
 from agentship.server.protocols.a2a.events import message_text
 from agentship.server.protocols.a2a.executor import EXCHANGE, Exchange, ServedAgentExecutor
@@ -52,7 +54,10 @@ _logger = logging.getLogger("agentship.server")
 
 RPC_PATH = "/"
 MAX_TASKS = 10_000
-"""Tasks kept per worker; the oldest are forgotten first."""
+"""Tasks kept per worker without a state store; the oldest are forgotten first."""
+TASKS_TABLE = "agentship_a2a_tasks"
+MAX_TASK_ID = 36
+"""The longest task or context id the task table keeps (the a2a-sdk's task model's)."""
 
 
 def _owner(context: ServerCallContext) -> str:
@@ -62,20 +67,37 @@ def _owner(context: ServerCallContext) -> str:
 
 
 class RecentTasks(InMemoryTaskStore):
-    """The SDK's in-memory task store, bounded: beyond ``limit`` tasks the oldest goes."""
+    """The SDK's in-memory task store, bounded: beyond ``limit`` tasks the oldest goes. For a server
+    without a state store (each worker then answers only for its own tasks). It keeps each task's
+    owner, never the request's context (its headers hold credentials)."""
 
     def __init__(self, limit: int = MAX_TASKS) -> None:
         super().__init__(owner_resolver=_owner)
         self._limit = limit
-        self._order: OrderedDict[str, ServerCallContext] = OrderedDict()
+        self._order: OrderedDict[str, str] = OrderedDict()
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
         await super().save(task, context)
         if task.id not in self._order:
-            self._order[task.id] = context
+            self._order[task.id] = _owner(context)
             while len(self._order) > self._limit:
                 oldest, owner = self._order.popitem(last=False)
-                await super().delete(oldest, owner)
+                await super().delete(oldest, _context_of(owner))
+
+
+def _context_of(owner: str) -> ServerCallContext:
+    """A call context that names only ``owner`` (for the store's own housekeeping)."""
+    return ServerCallContext(state={EXCHANGE: Exchange(None, Identity(owner, "request"))})
+
+
+def task_store(services: Services) -> TaskStore:
+    """Where A2A tasks are kept: in the state store (any replica answers for any task), else in
+    this worker's memory."""
+    if services.store is None:
+        return RecentTasks()
+    return DatabaseTaskStore(
+        services.store.engine, create_table=False, table_name=TASKS_TABLE, owner_resolver=_owner
+    )
 
 
 class _CallContexts(DefaultServerCallContextBuilder):
@@ -88,7 +110,8 @@ class _CallContexts(DefaultServerCallContextBuilder):
 
 
 class _CheckedRequests(SimpleRequestContextBuilder):
-    """Refuses a message the agent cannot read before the SDK creates a task for it."""
+    """Refuses a message the agent cannot read, or whose ids the task store cannot keep, before the
+    SDK creates a task for it."""
 
     async def build(
         self,
@@ -100,6 +123,9 @@ class _CheckedRequests(SimpleRequestContextBuilder):
     ) -> RequestContext:
         if params is not None:
             message_text(params.message)  # raises the JSON-RPC error
+            for name, value in (("contextId", params.message.context_id), ("taskId", params.message.task_id)):
+                if len(value) > MAX_TASK_ID:
+                    raise InvalidParamsError(f"'message.{name}' must be at most {MAX_TASK_ID} characters")
         return await super().build(context, params, task_id, context_id, task)
 
 
@@ -205,7 +231,7 @@ class A2AService:
         self.services = services
         self.handler = DefaultRequestHandler(
             agent_executor=ServedAgentExecutor(services),
-            task_store=RecentTasks(),
+            task_store=task_store(services),
             agent_card=_CAPABILITIES,
             request_context_builder=_CheckedRequests(),
         )

@@ -243,6 +243,28 @@ class ResponseStream:
             out += self.text(str(final.id), text)
         return out + self.close(final)
 
+    def absorb(self, events: list[Event]) -> Response | None:
+        """Take in events this stream sent before (a run's stored log, in order, page by page):
+        its numbering, its open items with their text, its finished items. The final response if
+        the events end it."""
+        for event in events:
+            self.next_seq = max(self.next_seq, int(event["sequence_number"]) + 1)
+            kind = event["type"]
+            if kind == "response.output_item.added":
+                item = OUTPUT_ITEM.validate_python(event["item"])
+                self._open[str(item.id)] = _Item(int(event["output_index"]), item)
+                self._next_index = max(self._next_index, int(event["output_index"]) + 1)
+            elif kind in _TEXT_DELTAS and (opened := self._open.get(str(event["item_id"]))) is not None:
+                opened.text += str(event["delta"])
+                opened.part_open = True
+            elif kind == "response.output_item.done":
+                item = OUTPUT_ITEM.validate_python(event["item"])
+                self._open.pop(str(item.id), None)
+                self._done.append((int(event["output_index"]), item))
+            elif kind in TERMINAL_EVENTS:
+                return Response.model_validate(event["response"])
+        return None
+
     def close_pending(self, message: str) -> list[Event]:
         """Close what never finished: MCP calls as failed, text as incomplete."""
         out: list[Event] = []
@@ -253,29 +275,6 @@ class ResponseStream:
 
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.reasoning_summary_text.delta"})
 TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
-
-
-def resumed(response: Response, events: list[Event]) -> tuple[ResponseStream, Response | None]:
-    """The stream as ``events`` (a run's events so far, in order) left it: its numbering, its open
-    items with their text, its finished items; and the final response if it had ended."""
-    stream = ResponseStream(response)
-    for event in events:
-        stream.next_seq = max(stream.next_seq, int(event["sequence_number"]) + 1)
-        kind = event["type"]
-        if kind == "response.output_item.added":
-            item = OUTPUT_ITEM.validate_python(event["item"])
-            stream._open[str(item.id)] = _Item(int(event["output_index"]), item)
-            stream._next_index = max(stream._next_index, int(event["output_index"]) + 1)
-        elif kind in _TEXT_DELTAS and (opened := stream._open.get(str(event["item_id"]))) is not None:
-            opened.text += str(event["delta"])
-            opened.part_open = True
-        elif kind == "response.output_item.done":
-            item = OUTPUT_ITEM.validate_python(event["item"])
-            stream._open.pop(str(item.id), None)
-            stream._done.append((int(event["output_index"]), item))
-        elif kind in TERMINAL_EVENTS:
-            return stream, Response.model_validate(event["response"])
-    return stream, None
 
 
 def replay(final: Response) -> list[Event]:

@@ -2,7 +2,7 @@
 
 Every replica sweeps the store for unfinished runs whose owner's lease ran out, and claims one
 by compare-and-swap (:meth:`~agentship.state.responses.RunStore.claim`, which counts the
-attempt). The run's stream is restored from its event log (:func:`~..events.resumed`): the
+attempt). The run's stream is restored from its event log (:meth:`~..events.ResponseStream.absorb`, page by page): the
 earlier attempt's open items are closed (text ``incomplete``, tool calls ``failed``), a
 ``response.in_progress`` whose metadata says ``agentship_attempt`` marks the restart, and the run
 goes again from its stored request, its events numbered on from the earlier attempt's.
@@ -22,7 +22,7 @@ from openai.types.responses import Response, ResponseError
 from agentship.errors import StateError
 from agentship.server.protocols.responses.background.follow import PAGE
 from agentship.server.protocols.responses.background.runs import MAX_ATTEMPTS, BackgroundRuns
-from agentship.server.protocols.responses.events import Event, ResponseStream, resumed, wire
+from agentship.server.protocols.responses.events import Event, ResponseStream, wire
 from agentship.server.protocols.responses.items import agent_items
 from agentship.server.protocols.responses.live import LiveResponse
 from agentship.server.protocols.responses.request import parse_body
@@ -58,27 +58,36 @@ async def sweep(runs: BackgroundRuns) -> None:
             _logger.exception("background sweep failed")
 
 
-async def _events(runs: BackgroundRuns, response_id: str) -> list[Event]:
-    """The run's whole event log, page by page."""
-    events: list[Event] = []
-    while page := await runs.store.responses.events_after(
-        response_id, events[-1]["sequence_number"] if events else -1, limit=PAGE
-    ):
-        events += page
-    return events
+async def _restored(runs: BackgroundRuns, rec: StoredResponse) -> tuple[ResponseStream, Response | None]:
+    """The run's stream as its event log left it, read page by page (one page in memory)."""
+    stream = ResponseStream(Response.model_validate(rec.response))
+    last = -1
+    while page := await runs.store.responses.events_after(rec.id, last, limit=PAGE):
+        last = int(page[-1]["sequence_number"])
+        if (final := stream.absorb(page)) is not None:
+            return stream, final
+    return stream, None
+
+
+async def _next_seq(runs: BackgroundRuns, response_id: str) -> int:
+    """The sequence number after the run's last event."""
+    last = -1
+    while page := await runs.store.responses.events_after(response_id, last, limit=PAGE):
+        last = int(page[-1]["sequence_number"])
+    return last + 1
 
 
 async def take_over(runs: BackgroundRuns, rec: StoredResponse) -> None:
     """Run ``rec`` again here (it is claimed), or end it if it cannot or need not run."""
-    events = await _events(runs, rec.id)
     try:
-        base = Response.model_validate(rec.response)
         checked = parse_body(rec.request)
-        stream, final = resumed(base, events)
+        stream, final = await _restored(runs, rec)
+    except StateError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a record that cannot be read ends, once
         _logger.warning("background response %s cannot be taken over: %s", rec.id, exc)
-        next_seq = int(events[-1]["sequence_number"]) + 1 if events else 0
-        await _fail(runs, rec, ResponseStream(_base(rec), next_seq), "the stored run could not be read back")
+        stream = ResponseStream(_base(rec), await _next_seq(runs, rec.id))
+        await _fail(runs, rec, stream, "the stored run could not be read back")
         return
     turn = ResponsesTurn(
         agent_input(checked, rec.history, rec.user_id),
