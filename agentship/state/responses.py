@@ -21,6 +21,8 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agentship.state.engine import db_now, transaction
@@ -58,6 +60,7 @@ class ResponseStore:
 
     async def save(self, rec: StoredResponse, events: list[dict[str, Any]] | None = None) -> None:
         """Insert or replace ``rec`` with its output items, and (a background run's first) events.
+        Replacing keeps what hangs off the record (a background run's event log).
 
         A lease in ``rec`` (``lease_until``, on this replica's clock) is written as the same time
         left on the database's clock.
@@ -66,9 +69,12 @@ class ResponseStore:
         values = _values(rec, now)
         if rec.owner is not None and rec.lease_until:
             values["lease_until"] = db_now(self.engine) + max(0.0, rec.lease_until - now)
+        upsert = (pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(responses)
+        replaced = {k: v for k, v in values.items() if k != "id"}
         async with transaction(self.engine) as conn:
-            await conn.execute(delete(responses).where(responses.c.id == rec.id))
-            await conn.execute(insert(responses).values(**values))
+            await conn.execute(
+                upsert.values(**values).on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
+            )
             await self._write_items(conn, rec)
             if events:
                 rows = [{"response_id": rec.id, "seq": int(e["sequence_number"]), "event": e} for e in events]

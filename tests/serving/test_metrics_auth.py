@@ -240,3 +240,20 @@ def test_a_conversation_on_invocations_belongs_to_the_identity(
     alices = [r for r in httpx.get(f"{scripted.url}/scripted/requests", timeout=10).json()
               if any(f"alice-{mark} again" in m["text"] for m in r["messages"])]  # fmt: skip
     assert any(f"alice-{mark} speaking" in m["text"] for r in alices for m in r["messages"])
+
+
+def test_a_malformed_key_file_keeps_the_last_good_keys(guarded: ServerProcess, key_file: Path) -> None:
+    """A key file rewritten with a bad entry (a Secret half-edited, say) is not read: the keys it
+    had keep working, every request is answered, and the log says why, once."""
+    original = key_file.read_text()
+    key_file.write_text(original + "dave:\n")  # a name without a key
+    try:
+        for _ in range(3):
+            reply = ask(guarded, "still in?", bearer(CAROL))
+            assert reply.status_code == 200, reply.text
+        assert ask(guarded, "hi", bearer("dave:")).status_code == 401
+        warnings = [line for line in guarded.log_text().splitlines() if "is not valid" in line]
+        assert len(warnings) == 1 and "keeping its last good keys" in warnings[0]
+    finally:
+        key_file.write_text(original)
+    assert ask(guarded, "hi", bearer(CAROL)).status_code == 200

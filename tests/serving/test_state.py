@@ -247,7 +247,12 @@ def test_a_background_run_whose_replica_dies_completes_on_another(cluster: Clust
     assert [e["response"]["metadata"]["agentship_attempt"] for e in restarts] == ["2"]
     assert events[-1]["type"] == "response.completed"
     numbers = [e["sequence_number"] for e in events]
-    assert numbers == sorted(set(numbers))
+    assert numbers == list(range(len(numbers)))
+    # The run taken over keeps its answer for what continues it (previous_response_id).
+    mark = marker()
+    client(survivor).responses.create(model=MODEL, input=f"and then? {mark}", previous_response_id=queued.id)
+    seen = cluster.target().model_saw(f"and then? {mark}")
+    assert [m["text"] for m in seen if m["role"] == "assistant"] == ["You said: long job"]
 
 
 def _wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:

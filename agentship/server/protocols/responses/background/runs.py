@@ -101,6 +101,8 @@ class BackgroundRuns:
                 run.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await run.task
+            self._runs.pop(response_id, None)  # a task cancelled before it ran never removes itself
+            await run.live.end()
             with contextlib.suppress(StateError):
                 await self.store.responses.release(response_id, self.store.owner)
 
