@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 CACHE="${AGENTSHIP_CACHE:-$HOME/.cache/agentship}"
 mkdir -p "$CACHE"
 PY=$(bash scripts/find_python.sh)
+UV=$(bash scripts/uv.sh)
+export UV_PYTHON_DOWNLOADS=never
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(0.2 0.3 0.7 1.5)
 
@@ -22,10 +24,10 @@ install() {  # install NAME CLI PACKAGES...   (into $CACHE/NAME; CLI is checked 
   if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then return 0; fi
   echo "$v: installing into $dir" >&2
   rm -rf "$dir"
-  "$PY" -m venv "$dir"
-  if ! "$dir/bin/python" -m pip install --disable-pip-version-check "$@" > "$dir.pip.log" 2>&1; then
+  "$UV" venv --quiet --python "$PY" "$dir"
+  if ! "$UV" pip install --python "$dir/bin/python" "$@" > "$dir.pip.log" 2>&1; then
     tail -30 "$dir.pip.log" >&2
-    echo "$v: pip install failed (log: $dir.pip.log)" >&2
+    echo "$v: install failed (log: $dir.pip.log)" >&2
     exit 1
   fi
   "$dir/bin/$cli" --help > /dev/null 2>&1

@@ -19,13 +19,14 @@ if [ "${1:-}" = "--check" ]; then
 fi
 if [ ! -f "$dir/.installed" ]; then
   PY=$(bash scripts/find_python.sh)
-  echo "phoenix: installing ${packages[*]} into $dir (about 3 minutes)" >&2
+  UV=$(bash scripts/uv.sh)
+  echo "phoenix: installing ${packages[*]} into $dir (about a minute)" >&2
   start=$(date +%s)
   rm -rf "$dir"
-  "$PY" -m venv "$dir"
-  if ! "$dir/bin/python" -m pip install --disable-pip-version-check "${packages[@]}" > "$dir.pip.log" 2>&1; then
+  UV_PYTHON_DOWNLOADS=never "$UV" venv --quiet --python "$PY" "$dir"
+  if ! "$UV" pip install --python "$dir/bin/python" "${packages[@]}" > "$dir.pip.log" 2>&1; then
     tail -30 "$dir.pip.log" >&2
-    echo "phoenix: pip install failed (log: $dir.pip.log)" >&2
+    echo "phoenix: install failed (log: $dir.pip.log)" >&2
     exit 1
   fi
   "$dir/bin/phoenix" --help > /dev/null

@@ -20,16 +20,17 @@ if [ "${1:-}" = "--check" ]; then
 fi
 if [ ! -f "$dir/.installed" ]; then
   PY=$(bash scripts/find_python.sh)
-  echo "ray: installing ${packages[*]} and the project's dependencies into $dir (about 3 minutes)" >&2
+  UV=$(bash scripts/uv.sh)
+  echo "ray: installing ${packages[*]} and the project's dependencies into $dir (about a minute)" >&2
   start=$(date +%s)
   rm -rf "$dir"
-  "$PY" -m venv "$dir"
+  UV_PYTHON_DOWNLOADS=never "$UV" venv --quiet --python "$PY" "$dir"
   # The project is installed for its dependencies, then removed (PYTHONPATH brings the checkout).
-  if ! { "$dir/bin/python" -m pip install --disable-pip-version-check -c requirements/constraints.txt \
+  if ! { "$UV" pip install --python "$dir/bin/python" -c requirements/constraints.txt \
            "${packages[@]}" ".[otlp]" \
-         && "$dir/bin/python" -m pip uninstall -y agentship; } > "$dir.pip.log" 2>&1; then
+         && "$UV" pip uninstall --python "$dir/bin/python" agentship-mlflow; } > "$dir.pip.log" 2>&1; then
     tail -30 "$dir.pip.log" >&2
-    echo "ray: pip install failed (log: $dir.pip.log)" >&2
+    echo "ray: install failed (log: $dir.pip.log)" >&2
     exit 1
   fi
   "$dir/bin/ray" --help > /dev/null
