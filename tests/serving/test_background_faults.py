@@ -208,3 +208,58 @@ async def _not_running(runs: BackgroundRuns, response_id: str) -> bool:
 def _model_calls(scripted: ServerProcess, text: str) -> int:
     recorded = httpx.get(f"{scripted.url}/scripted/requests", timeout=10).json()
     return sum(1 for r in recorded if any(text in m["text"] for m in r["messages"]))
+
+
+async def _post(app: Any, body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """POST ``body`` to an ASGI app: the status, headers and JSON body it answered."""
+    import json
+
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/responses", "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], headers, json.loads(payload)
+
+
+def test_a_background_submit_the_store_refuses_is_a_503_in_the_error_shape(
+    runner: ModelRunner, tmp_path: Path
+) -> None:
+    from agentship.server.core.admission import Admission
+    from agentship.server.http.endpoint import AgentEndpoint
+    from agentship.server.services import Services
+    from agentship.server.settings import ServerSettings
+
+    async def scenario() -> tuple[int, dict[str, str], dict[str, Any], int]:
+        async with background(runner, tmp_path / "s.db") as runs:
+            runs.store.responses.save, _ = failing(runs.store.responses.save, 10**6)
+            stored = StoredResponses(runs.store)
+            services = Services(
+                ServerSettings(model_uri="m"), runner, Admission(4, 1), runs.store, stored, runs
+            )
+            endpoint = AgentEndpoint(services, ResponsesProtocol("agent", stored, runs))
+            status, headers, body = await _post(endpoint, {"input": "hi", "background": True})
+            return status, headers, body, services.admission.in_flight
+
+    status, headers, body, in_flight = asyncio.run(scenario())
+    assert (status, headers["retry-after"], in_flight) == (503, "1", 0)
+    assert body == {
+        "error": {
+            "message": "the state store is unavailable; retry later",
+            "type": "server_error",
+            "param": None,
+            "code": "state_unavailable",
+        }
+    }
