@@ -33,6 +33,9 @@ class StoredResponse:
     created_at: float = 0.0
     expires_at: float = 0.0
     attempt: int = 0
+    """How many times the run was started (claimed), its first run included."""
+    released: int = 0
+    """How many of those attempts were given up at a replica's shutdown (not died)."""
     cancel_requested: bool = False
     owner: str | None = None
     lease_until: float | None = None

@@ -32,7 +32,7 @@ from agentship.state.settings import StateSettings
 
 _COLUMNS = (
     "id user_id conversation_id previous_response_id status background request input history output response "
-    "created_at expires_at attempt cancel_requested owner lease_until"
+    "created_at expires_at attempt released cancel_requested owner lease_until"
 ).split()
 
 
@@ -250,13 +250,14 @@ class RunStore(ResponseStore):
         return True
 
     async def release(self, response_id: str, owner: str) -> None:
-        """Give a run up (this replica is stopping): another replica takes it over at once, and
-        the attempt this replica gave up does not count against the run's attempts."""
+        """Give a run up (this replica is stopping): another replica takes it over at once. The
+        run's ``released`` count goes up, so an attempt given up does not count as one that
+        died (the cap on attempts is on those)."""
         async with transaction(self.engine) as conn:
             await conn.execute(
                 update(responses)
                 .where(responses.c.id == response_id, responses.c.owner == owner)
-                .values(lease_until=0.0, attempt=responses.c.attempt - 1)
+                .values(lease_until=0.0, released=responses.c.released + 1)
             )
 
     async def request_cancel(self, user_id: str, response_id: str) -> StoredResponse | None:

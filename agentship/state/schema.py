@@ -4,7 +4,8 @@ Every record is scoped by the user it belongs to (``user_id``, ``""`` for anonym
 expires (``expires_at``, epoch seconds) a TTL after its last use.
 
 * ``agentship_responses``: stored ``/responses`` answers, their input and the history the agent
-  saw; background runs also keep their lease (``owner``, ``lease_until``, ``attempt``).
+  saw; background runs also keep their lease (``owner``, ``lease_until``, ``attempt``, and
+  ``released``: the attempts given up at a shutdown).
 * ``agentship_response_items``: output items by id, so ``item_reference`` inputs resolve.
 * ``agentship_response_events``: a background run's stream events, in order, for replay.
 * ``agentship_locks``: leases that serialise the turns of one conversation across replicas, and
@@ -62,6 +63,7 @@ responses = Table(
     Column("owner", String(64)),
     Column("lease_until", Float),
     Column("attempt", Integer, nullable=False),
+    Column("released", Integer, nullable=False, server_default="0"),
     Column("cancel_requested", Boolean, nullable=False),
     Index("ix_agentship_responses_expires_at", "expires_at"),
     Index("ix_agentship_responses_runs", "status", "lease_until"),

@@ -166,7 +166,7 @@ def test_a_run_past_its_attempts_or_unreadable_ends_failed_once(
             rec = await runs.store.responses.get_any(rid)
             assert rec is not None
             if broken == "attempts":
-                rec.attempt = MAX_ATTEMPTS  # the next claim is one too many
+                rec.attempt, rec.released = MAX_ATTEMPTS, 0  # replicas that died: one claim too many
             else:
                 rec.request = {"input": 5}
             rec.owner, rec.lease_until = "a-dead-replica", 0.0

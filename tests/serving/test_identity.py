@@ -188,7 +188,8 @@ def test_only_the_rules_user_answers_a_pending_approval(approvals: ServerProcess
     assert stranger.status_code == 400
     assert (
         stranger.json()["error"]["message"]
-        == "the approval answers no paused run of this user (it may have expired)"
+        == "the approval answers no paused run of this user: it was answered already (or is being "
+        "answered by another request right now), or it expired"
     )
     resumed = httpx.post(
         f"{approvals.url}/invocations", json={"input": [answer], "context": context}, timeout=60

@@ -135,7 +135,8 @@ def test_the_card_comes_from_the_model_config() -> None:
         "handoffs": [{"name": "planner", "handoff_description": "Plans trips."}],
     }
     card = MessageToDict(agent_card(describe(config, "models:/a/1"), "http://agents.example/"))
-    assert card["name"] == "assistant" and card["description"] == "Be concise. Always."
+    assert card["name"] == "assistant"  # the system prompt is not the card's to publish:
+    assert card["description"] == "The agent assistant, served by agentship."
     assert [(s["id"], s["description"]) for s in card["skills"]] == [
         ("get_weather", "Get the current weather for a city."),
         ("tool", "no.such.module:tool"),

@@ -1,7 +1,10 @@
-"""A2A tasks in the store, so any replica answers ``GetTask``, ``CancelTask`` and ``ListTasks``.
+"""A2A tasks in the store, so any replica answers ``GetTask``, ``CancelTask`` and ``ListTasks``;
+and background runs count the attempts given up at a shutdown apart from those that died.
 
-``agentship_a2a_tasks`` has the columns of the a2a-sdk's own task model (``a2a.server.models``),
-which its ``DatabaseTaskStore`` reads and writes; ``owner`` is the task's user.
+* ``agentship_a2a_tasks`` has the columns of the a2a-sdk's own task model (``a2a.server.models``),
+  which its ``DatabaseTaskStore`` reads and writes; ``owner`` is the task's user.
+* ``agentship_responses.released``: how many of a run's attempts a replica gave up at shutdown
+  (the cap on attempts is on the others: replicas that died running it).
 
 Revision ID: 0005
 Revises: 0004
@@ -20,6 +23,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("agentship_responses") as batch:
+        batch.add_column(sa.Column("released", sa.Integer, nullable=False, server_default="0"))
     op.create_table(
         "agentship_a2a_tasks",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -41,3 +46,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("agentship_a2a_tasks")
+    with op.batch_alter_table("agentship_responses") as batch:
+        batch.drop_column("released")

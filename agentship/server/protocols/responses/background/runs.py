@@ -10,7 +10,8 @@
 * A run ends durably before anyone is told: its last events and final state are written in one
   transaction (retried, never re-run), and only then published to followers.
 * Every replica sweeps for runs whose owner's lease ran out (it died, say, by SIGKILL) and takes
-  one over (:mod:`.takeover`), up to :data:`MAX_ATTEMPTS` attempts.
+  one over (:mod:`.takeover`), up to :data:`MAX_ATTEMPTS` attempts (one given up at a replica's
+  shutdown does not count).
 * :meth:`BackgroundRuns.follow` replays a run's events after a sequence number, then follows it
   live (:mod:`.follow`).
 """

@@ -101,7 +101,7 @@ async def take_over(runs: BackgroundRuns, rec: StoredResponse) -> None:
         rec.output = [as_input_item(item) for item in agent_items([wire(i) for i in final.output])]
         await runs.store.responses.finish(rec, runs.store.owner, stream.next_seq, [])
         return
-    if rec.attempt > MAX_ATTEMPTS:
+    if rec.attempt - rec.released > MAX_ATTEMPTS:
         message = f"the run was attempted {MAX_ATTEMPTS} times, and each attempt's replica stopped first"
         await _fail(runs, rec, stream, message, turn)
         return
