@@ -23,9 +23,10 @@ from mlflow.pyfunc import PythonModelContext
 from agents import set_trace_processors
 from agentship.openai_agents import OpenAIAgentsBackend, parse_config, tracing
 from agentship.responses_agent import AgentBackend, AgentshipResponsesAgent
-from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
+from agentship.testing.processes import ServerProcess
 from tests.conftest import REPO
 from tests.serving.clients import marker
+from tests.serving.mcp_servers import start_docs_server
 
 DOCS_TOKEN = "docs-TOKEN-inproc"
 BUNDLE = (
@@ -44,17 +45,7 @@ class _Agent(AgentshipResponsesAgent):
 
 @pytest.fixture(scope="module")
 def docs_mcp(log_dir: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.serving.mcp_servers.docs_server:app",
-        "--port",
-        str(port),
-    ]
-    env = venv_env({"DOCS_MCP_TOKEN": DOCS_TOKEN})
-    server = start_server(f"docs-mcp-{port}", command, port=port, log_dir=log_dir, env=env, cwd=REPO)
+    server = start_docs_server(log_dir, DOCS_TOKEN)
     yield server
     server.stop()
 

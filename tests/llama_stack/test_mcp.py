@@ -5,43 +5,29 @@ wrapper calling them itself in chat-completions mode (a streamable-HTTP server w
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agentship.errors import ConfigError
-from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
-from tests.llama_stack.conftest import REPO, Target
+from agentship.testing.processes import ServerProcess
+from tests.llama_stack.conftest import Target
 from tests.llama_stack.test_behaviour import ask, dumped
+from tests.serving.mcp_servers import start_docs_server
 
 pytestmark = pytest.mark.llamastack
 
 TOKEN = "mcp-TOKEN-llama-77"
 
 
-def _docs(log_dir: Path, token: str | None) -> ServerProcess:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.serving.mcp_servers.docs_server:app",
-        "--port",
-        str(port),
-    ]
-    env = venv_env({"DOCS_MCP_TOKEN": token} if token else {})
-    if token is None:
-        env.pop("DOCS_MCP_TOKEN", None)  # an open server: any request is served
-    return start_server(f"ls-docs-{port}", command, port=port, log_dir=log_dir, env=env, cwd=REPO)
-
-
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
     logs = tmp_path_factory.mktemp("ls-mcp-logs")
-    servers = {"open": _docs(logs, None), "secured": _docs(logs, TOKEN)}
+    servers = {
+        "open": start_docs_server(logs, None, "ls-docs"),
+        "secured": start_docs_server(logs, TOKEN, "ls-docs"),
+    }
     yield servers
     for server in servers.values():
         server.stop()

@@ -29,6 +29,7 @@ from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool
 from agentship.testing.processes import ServerProcess, free_port, start_mlflow_serve, start_server, venv_env
 from tests.e2e.helpers import REPO, download_model, files_containing, run_log_agent, wait_for_traces
 from tests.serving.clients import marker
+from tests.serving.mcp_servers import start_docs_server
 
 pytestmark = pytest.mark.e2e
 
@@ -47,23 +48,7 @@ def register(config: str, name: str, *overrides: str) -> str:
 
 @pytest.fixture(scope="module")
 def docs_mcp(log_dir: Path) -> Iterator[ServerProcess]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.serving.mcp_servers.docs_server:app",
-        "--port",
-        str(port),
-    ]
-    server = start_server(
-        f"docs-mcp-{port}",
-        command,
-        port=port,
-        log_dir=log_dir,
-        env=venv_env({"DOCS_MCP_TOKEN": DOCS_TOKEN}),
-        cwd=REPO,
-    )
+    server = start_docs_server(log_dir, DOCS_TOKEN)
     yield server
     server.stop()
 
