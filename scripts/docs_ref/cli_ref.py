@@ -25,7 +25,7 @@ class Command:
 
 def usage(parser: argparse.ArgumentParser) -> str:
     """The parser's usage line(s), wrapped at :data:`USAGE_WIDTH` whatever the terminal."""
-    formatter = parser.formatter_class(prog=parser.prog, width=USAGE_WIDTH)
+    formatter = argparse.HelpFormatter(prog=parser.prog, width=USAGE_WIDTH)
     formatter.add_usage(parser.usage, parser._actions, parser._mutually_exclusive_groups)
     return formatter.format_help().strip()
 

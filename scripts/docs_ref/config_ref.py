@@ -42,9 +42,7 @@ def check_notes(section: Section) -> None:
         if name not in fields:
             raise StaleNote(f"{section.model.__name__} has no field {name!r}: remove its note")
         if fields[name].description:
-            raise StaleNote(
-                f"{section.model.__name__}.{name} is described in the code now: remove its note"
-            )
+            raise StaleNote(f"{section.model.__name__}.{name} is described in the code now: remove its note")
 
 
 def type_text(annotation: Any, links: Mapping[type, str]) -> str:
@@ -128,4 +126,6 @@ def render(section: Section, links: Mapping[type, str], level: int = 3) -> str:
         )
     head = f"{'#' * level} {section.title} {{ #{section.anchor} }}\n"
     intro = f"{section.intro.strip()}\n" if section.intro else ""
-    return "\n".join(p for p in (head, intro, table(["Field", "Type", "Default", "Bounds", "Meaning"], rows)) if p)
+    return "\n".join(
+        p for p in (head, intro, table(["Field", "Type", "Default", "Bounds", "Meaning"], rows)) if p
+    )

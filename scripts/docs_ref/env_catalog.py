@@ -140,7 +140,12 @@ CATALOG: tuple[EnvVar, ...] = (
         "unset: one agent is created at load",
         "Agents API only: use this existing agent (checked at load).",
     ),
-    EnvVar("LLAMASTACK_API_KEY", "backend", "unset", "Sent to the Llama Stack server as `Authorization: Bearer …`."),
+    EnvVar(
+        "LLAMASTACK_API_KEY",
+        "backend",
+        "unset",
+        "Sent to the Llama Stack server as `Authorization: Bearer …`.",
+    ),
     # -- MLflow and trace export ------------------------------------------------------------------
     EnvVar(
         "MLFLOW_TRACKING_URI",
@@ -174,12 +179,32 @@ CATALOG: tuple[EnvVar, ...] = (
         "`batched`: the server's own batched, bounded trace exporter; `mlflow`: MLflow's. A file "
         "store or Databricks always gets MLflow's.",
     ),
-    EnvVar("AGENTSHIP_TRACE_QUEUE_SIZE", "tracing", "`2000`", "Traces waiting to be written, at most; past it a new trace is dropped and counted."),
+    EnvVar(
+        "AGENTSHIP_TRACE_QUEUE_SIZE",
+        "tracing",
+        "`2000`",
+        "Traces waiting to be written, at most; past it a new trace is dropped and counted.",
+    ),
     EnvVar("AGENTSHIP_TRACE_BATCH_SIZE", "tracing", "`100`", "Traces in one write, at most."),
     EnvVar("AGENTSHIP_TRACE_FLUSH_INTERVAL_S", "tracing", "`0.5`", "Seconds between writes, at most."),
-    EnvVar("AGENTSHIP_TRACE_EXPORT_TIMEOUT_S", "tracing", "`10`", "Seconds one write to a remote tracking server may take."),
-    EnvVar("AGENTSHIP_TRACE_RETRY_MAX_S", "tracing", "`30`", "A failed write is retried, the wait doubling up to this many seconds."),
-    EnvVar("AGENTSHIP_TRACE_SHUTDOWN_TIMEOUT_S", "tracing", "`10`", "Seconds to write what is queued at shutdown."),
+    EnvVar(
+        "AGENTSHIP_TRACE_EXPORT_TIMEOUT_S",
+        "tracing",
+        "`10`",
+        "Seconds one write to a remote tracking server may take.",
+    ),
+    EnvVar(
+        "AGENTSHIP_TRACE_RETRY_MAX_S",
+        "tracing",
+        "`30`",
+        "A failed write is retried, the wait doubling up to this many seconds.",
+    ),
+    EnvVar(
+        "AGENTSHIP_TRACE_SHUTDOWN_TIMEOUT_S",
+        "tracing",
+        "`10`",
+        "Seconds to write what is queued at shutdown.",
+    ),
     EnvVar(
         "AGENTSHIP_TRACE_MAX_PAYLOAD_CHARS",
         "tracing",
@@ -215,9 +240,24 @@ CATALOG: tuple[EnvVar, ...] = (
         "The OTLP protocol; `agentship serve` sets it to `http/protobuf` when OTLP is on and it is "
         "unset (MLflow's default, `grpc`, needs another exporter package).",
     ),
-    EnvVar("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "otlp", "`OTEL_EXPORTER_OTLP_PROTOCOL`", "The traces' protocol, if it differs."),
-    EnvVar("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "otlp", "unset", "Where MLflow exports span metrics; checked for an exporter at startup."),
-    EnvVar("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "otlp", "`OTEL_EXPORTER_OTLP_PROTOCOL`", "The span metrics' protocol, if it differs."),
+    EnvVar(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "otlp",
+        "`OTEL_EXPORTER_OTLP_PROTOCOL`",
+        "The traces' protocol, if it differs.",
+    ),
+    EnvVar(
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "otlp",
+        "unset",
+        "Where MLflow exports span metrics; checked for an exporter at startup.",
+    ),
+    EnvVar(
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "otlp",
+        "`OTEL_EXPORTER_OTLP_PROTOCOL`",
+        "The span metrics' protocol, if it differs.",
+    ),
     EnvVar(
         "OTEL_EXPORTER_OTLP_HEADERS",
         "otlp",
@@ -232,7 +272,12 @@ CATALOG: tuple[EnvVar, ...] = (
         "`false`",
         "`true`: traces go over OTLP *and* to the MLflow store.",
     ),
-    EnvVar("MLFLOW_ENABLE_OTLP_EXPORTER", "otlp", "`true`", "`false` turns MLflow's OTLP export off whatever the endpoint."),
+    EnvVar(
+        "MLFLOW_ENABLE_OTLP_EXPORTER",
+        "otlp",
+        "`true`",
+        "`false` turns MLflow's OTLP export off whatever the endpoint.",
+    ),
     EnvVar(
         "OTEL_BSP_SCHEDULE_DELAY",
         "otlp",
@@ -272,11 +317,16 @@ CATALOG: tuple[EnvVar, ...] = (
         "MLFLOW_MODEL_CATALOG_URI",
         "evaluation",
         "MLflow's",
-        "Set it to `\"\"` on a machine without internet: MLflow's judges otherwise fetch a model catalog.",
+        'Set it to `""` on a machine without internet: MLflow\'s judges otherwise fetch a model catalog.',
         external=True,
     ),
     # -- scripts and the test suite ---------------------------------------------------------------
-    EnvVar("AGENTSHIP_PYTHON", "scripts", "found on `PATH` or pyenv", "The Python (3.12 or later) the scripts build `.venv` with."),
+    EnvVar(
+        "AGENTSHIP_PYTHON",
+        "scripts",
+        "found on `PATH` or pyenv",
+        "The Python (3.12 or later) the scripts build `.venv` with.",
+    ),
     EnvVar("AGENTSHIP_VENV", "scripts", "`.venv`", "The project's virtualenv (`scripts/setup.sh`)."),
     EnvVar(
         "AGENTSHIP_CACHE",
@@ -285,10 +335,32 @@ CATALOG: tuple[EnvVar, ...] = (
         "Where the scripts install what the tests and the docs need besides the project, outside "
         "the clone: Llama Stack servers, Node clients, Phoenix, Ray, the real model, the docs tools.",
     ),
-    EnvVar("AGENTSHIP_UV_VERSION", "scripts", "`0.13.9`", "The uv `scripts/uv.sh` fetches when none is on `PATH`."),
-    EnvVar("AGENTSHIP_OPENAI_NEWEST", "scripts", "set by `scripts/test.sh`", "The newest openai-python, to validate the wire objects against."),
-    EnvVar("AGENTSHIP_REAL_MODEL_DIR", "scripts", "set by `scripts/test.sh`", "llama.cpp and Gemma 3 270M, for `tests/realmodel`."),
-    EnvVar("AGENTSHIP_UI_TOOLS", "scripts", "set by `scripts/test.sh`", "Chromium and playwright-core, for the MLflow UI test and the screenshots."),
-    EnvVar("AGENTSHIP_PHOENIX_DIR", "scripts", "set by `scripts/test.sh`", "Arize Phoenix, for the OTLP tests."),
+    EnvVar(
+        "AGENTSHIP_UV_VERSION",
+        "scripts",
+        "`0.13.9`",
+        "The uv `scripts/uv.sh` fetches when none is on `PATH`.",
+    ),
+    EnvVar(
+        "AGENTSHIP_OPENAI_NEWEST",
+        "scripts",
+        "set by `scripts/test.sh`",
+        "The newest openai-python, to validate the wire objects against.",
+    ),
+    EnvVar(
+        "AGENTSHIP_REAL_MODEL_DIR",
+        "scripts",
+        "set by `scripts/test.sh`",
+        "llama.cpp and Gemma 3 270M, for `tests/realmodel`.",
+    ),
+    EnvVar(
+        "AGENTSHIP_UI_TOOLS",
+        "scripts",
+        "set by `scripts/test.sh`",
+        "Chromium and playwright-core, for the MLflow UI test and the screenshots.",
+    ),
+    EnvVar(
+        "AGENTSHIP_PHOENIX_DIR", "scripts", "set by `scripts/test.sh`", "Arize Phoenix, for the OTLP tests."
+    ),
     EnvVar("AGENTSHIP_RAY_DIR", "scripts", "set by `scripts/test.sh`", "Ray Serve's venv, for `tests/ray`."),
 )

@@ -94,7 +94,7 @@ def flags_for(cli_source: str, options: Mapping[str, str]) -> dict[str, str]:
         if pair is None or not isinstance(pair[0], ast.Constant) or not isinstance(pair[0].value, str):
             continue
         name, attr = pair[0].value, dest(pair[1])
-        if attr in options:
+        if attr is not None and attr in options:
             found[name] = options[attr]
     return found
 
@@ -115,12 +115,10 @@ def serving_vars(
     for f in dataclasses.fields(settings_cls):
         name = f"SERVING_{f.name.upper()}"
         default = _default(f.default)
-        meaning = from_rst(docs.get(f.name) or notes.get(f.name, ""))
-        if f.name in extra:
-            meaning = f"{meaning} {extra[f.name]}"
+        parts = [from_rst(docs.get(f.name) or notes.get(f.name, "")), extra.get(f.name, "")]
         if flag := flags.get(name):
-            meaning = f"{meaning} Set by {code(flag)}."
-        out.append(EnvVar(name, "serving", default, meaning))
+            parts.append(f"Set by {code(flag)}.")
+        out.append(EnvVar(name, "serving", default, " ".join(p for p in parts if p)))
     return out
 
 

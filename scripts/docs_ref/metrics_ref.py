@@ -33,14 +33,12 @@ def metrics(registry: CollectorRegistry) -> list[Metric]:
     for collector in list(registry._collector_to_names):
         if not isinstance(collector, MetricWrapperBase) or not collector._name.startswith(PREFIX):
             continue
-        kind = collector._type
+        kind = collector._type or "untyped"
         name = f"{collector._name}_total" if kind == "counter" else collector._name
         found.append(Metric(name, kind, tuple(collector._labelnames), collector._documentation))
     return sorted(found, key=lambda m: m.name)
 
 
 def render(found: list[Metric]) -> str:
-    rows = [
-        [code(m.name), m.kind, ", ".join(code(label) for label in m.labels), cell(m.help)] for m in found
-    ]
+    rows = [[code(m.name), m.kind, ", ".join(code(label) for label in m.labels), cell(m.help)] for m in found]
     return table(["Metric", "Type", "Labels", "Meaning"], rows)

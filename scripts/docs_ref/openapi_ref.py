@@ -27,7 +27,7 @@ def render(spec: dict[str, Any] | None, file_name: str) -> str:
     """The page's body: the operations and a link to the document, or a note that it is coming."""
     if spec is None:
         return (
-            "!!! note \"The OpenAPI document is not here yet\"\n"
+            '!!! note "The OpenAPI document is not here yet"\n'
             f"    This page lists the server's operations from `docs/reference/{file_name}`, an\n"
             "    export of the OpenAPI document the server serves at `/openapi.json`. Until that\n"
             "    file exists, the routes are described in [Serving](../guides/serving.md#routes).\n"

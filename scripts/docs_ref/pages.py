@@ -7,6 +7,7 @@ they call is pure.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from docs_ref import cli_ref, config_ref, env_ref, metrics_ref, openapi_ref
@@ -180,7 +181,7 @@ def env_entries() -> list[env_ref.EnvVar]:
     return env_ref.all_entries(env_ref.serving_vars(ServerSettings, flags, SERVING_NOTES, SERVING_EXTRA))
 
 
-def _long(flags: list[str]) -> str:
+def _long(flags: Sequence[str]) -> str:
     """The first long flag (``--timeout`` of ``-t, --timeout, --request-timeout``)."""
     return next((f for f in flags if f.startswith("--")), flags[0])
 
@@ -199,8 +200,7 @@ def env_page(repo: Path) -> str:
         "Every variable agentship's code reads, found in its source (`scripts/docs_ref/env_ref.py`; "
         "`tests/unit/test_docs.py` fails when one is missing here), with a few that MLflow or "
         "OpenTelemetry read on its behalf. Serve-time settings are read when the server or the "
-        "model starts, never recorded in a model.\n\n"
-        + env_ref.render(env_entries(), env_found(repo))
+        "model starts, never recorded in a model.\n\n" + env_ref.render(env_entries(), env_found(repo))
     )
 
 
