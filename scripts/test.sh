@@ -19,6 +19,7 @@ export AGENTSHIP_OPENAI_NEWEST="$openai_newest"
 export AGENTSHIP_REAL_MODEL_DIR="$real_model" AGENTSHIP_UI_TOOLS="$ui_tools"
 export AGENTSHIP_PHOENIX_DIR="$phoenix" AGENTSHIP_RAY_DIR="$ray"
 export PATH="$PWD/.venv/bin:$PATH"
+bash scripts/docs.sh   # the docs site, built --strict: a broken link or a missing page fails (tools in the same cache)
 ruff check .
 ruff format --check .
 mypy
