@@ -2,7 +2,7 @@
 
 * :class:`ServedAgent`: an agent behind ``agentship serve`` or ``mlflow models serve``;
 * :class:`LocalAgent`: a logged or registered agent, loaded in this process;
-* :class:`A2AAgent`: any A2A agent (needs ``pip install 'agentship[a2a]'``);
+* :class:`A2AAgent`: any A2A agent (needs ``pip install 'agentship-mlflow[a2a]'``);
 * :class:`ExchangeLogger`: logs each exchange to MLflow, out of band.
 
 ``agentship client`` is their command (:mod:`agentship.client.cli`).

@@ -49,7 +49,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--a2a",
         action="store_true",
         help="serve the agent over A2A too: the agent card at /.well-known/agent-card.json and "
-        "JSON-RPC (protocol 1.0 and 0.3) at / (needs pip install 'agentship[a2a]')",
+        "JSON-RPC (protocol 1.0 and 0.3) at / (needs pip install 'agentship-mlflow[a2a]')",
     )
     parser.add_argument("--a2a-url", help="the URL A2A clients reach this server at, for the agent card")
     parser.add_argument(

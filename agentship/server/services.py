@@ -151,7 +151,7 @@ def _a2a(services: Services) -> A2AService:
     try:
         from agentship.server.protocols.a2a.routes import A2AService  # the optional a2a extra
     except ImportError as exc:
-        raise ConfigError("--a2a needs the A2A SDK: pip install 'agentship[a2a]'") from exc
+        raise ConfigError("--a2a needs the A2A SDK: pip install 'agentship-mlflow[a2a]'") from exc
     return A2AService(services)
 
 

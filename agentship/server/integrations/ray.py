@@ -15,7 +15,7 @@ it in ``x-agentship-replica``.
 The application's ``args`` are :class:`~agentship.server.ServerSettings` fields (``model_uri``,
 ``max_concurrency``, ``request_timeout_s``, …); replicas, autoscaling on ongoing requests and
 shutdown timing are the deployment's options in the Serve config. Needs ``pip install
-'agentship[ray]'``.
+'agentship-mlflow[ray]'``.
 """
 
 from __future__ import annotations

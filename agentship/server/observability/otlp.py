@@ -30,7 +30,7 @@ METRICS_PROTOCOL = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
 DUAL_EXPORT = "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT"
 HEADERS = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 _EXPORTERS = {
-    "http/protobuf": ("opentelemetry.exporter.otlp.proto.http", "pip install 'agentship[otlp]'"),
+    "http/protobuf": ("opentelemetry.exporter.otlp.proto.http", "pip install 'agentship-mlflow[otlp]'"),
     "grpc": ("opentelemetry.exporter.otlp.proto.grpc", "pip install opentelemetry-exporter-otlp-proto-grpc"),
 }
 
