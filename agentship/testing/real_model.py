@@ -49,6 +49,7 @@ def start_llama_server(
         str(installation / "bin" / "python"), str(_SERVER_SCRIPT),
         "--model", str(installation / "model.gguf"), "--model_alias", MODEL_ALIAS,
         "--chat_format", "chatml-function-calling", "--n_ctx", str(n_ctx),
+        "--seed", "0",  # one sampling sequence per server: a run that fails can be run again
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     return start_server(

@@ -91,7 +91,10 @@ def _serve(
     command: list[str], name: str, port: int, home: Path, tracking: ServerProcess, backend: str, log_dir: Path
 ) -> ServerProcess:
     env = own_environment(home, tracking, OPENAI_BASE_URL=backend, MLFLOW_EXPERIMENT_NAME=EXPERIMENT)
-    return start_server(name, command, port=port, log_dir=log_dir, env=env, cwd=home, timeout=180)
+    # `python -m serving` is the checkout's entry (not in the wheel): it runs from the checkout, as
+    # a user runs it; `mlflow models serve` runs anywhere. Either way HOME and TMPDIR are its own.
+    cwd = REPO if command[1:3] == ["-m", "serving"] else home
+    return start_server(name, command, port=port, log_dir=log_dir, env=env, cwd=cwd, timeout=180)
 
 
 @pytest.fixture(scope="module", params=["python -m serving", "mlflow models serve"])

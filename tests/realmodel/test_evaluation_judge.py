@@ -22,10 +22,14 @@ JUDGE = f"openai:/{MODEL_ALIAS}"
 
 
 def _judged(feedbacks: list[Feedback], name: str) -> Feedback:
+    """The judge's verdict as MLflow's judge schema fixes it: a string result and a string rationale
+    from the real model. What they say is the model's (a 270M judge may well say nothing)."""
     [feedback] = [f for f in feedbacks if f.name == name]
     assert feedback.error is None, feedback.error  # first: a failed judge call says why here
     assert feedback.source.source_type == AssessmentSourceType.LLM_JUDGE
-    assert feedback.value is not None and feedback.rationale
+    assert feedback.source.source_id == JUDGE
+    assert isinstance(feedback.value, str)
+    assert isinstance(feedback.rationale, str)
     return feedback
 
 
