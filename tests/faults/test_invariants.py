@@ -3,7 +3,7 @@
 Two replicas on a real PostgreSQL and a two-worker server on SQLite, under concurrent
 conversations, background runs and doubly-answered approvals, while a replica is SIGKILLed on
 each store and PostgreSQL restarts; model calls fail and clients hang up. The larger campaign is
-``python -m tests.faults --scale large`` (README, "Faults and invariants").
+``python -m tests.faults --scale large`` (README, "Reliability"; docs/guides/reliability.md).
 """
 
 from __future__ import annotations
