@@ -33,7 +33,7 @@ from agentship.state import StateStore, conversation_key
 from agentship.state.engine import settled, transaction
 from agentship.state.locks import LOST, Lease, LeaseLostError
 from agentship.state.schema import agent_messages, agent_sessions
-from agentship.state.turns import begin_turn, keep_turn, undo_turn
+from agentship.state.turns import begin_turn, keep_turn, kept_after_all, undo_turn
 
 _logger = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class TurnSession(SQLAlchemySession):
         """The turn ended, and was kept (committed)."""
         self._writes: set[asyncio.Task[None]] = set()
         self._over = False
+        self.last_item = 0
+        """The id of the last item this turn wrote (0: none yet)."""
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         if not items:
@@ -85,7 +87,8 @@ class TurnSession(SQLAlchemySession):
             await conn.execute(
                 upsert(agent_sessions).values(session_id=self.session_id).on_conflict_do_nothing()
             )
-            await conn.execute(insert(agent_messages), rows)
+            written = await conn.execute(insert(agent_messages).returning(agent_messages.c.id), rows)
+            self.last_item = max(self.last_item, *written.scalars().all())
             await conn.execute(
                 update(agent_sessions)
                 .where(agent_sessions.c.session_id == self.session_id)
@@ -131,7 +134,7 @@ class ConversationMemory:
     @staticmethod
     async def _keep(session: TurnSession, lease: Lease) -> None:
         try:
-            await settled(_closed_then(session, keep_turn(session.store.locks, lease.key)))
+            await settled(_closed_then(session, _commit(session, lease)))
         except StateError:
             lease.unclean = True  # its mark stays: the next turn takes this one back
             raise
@@ -152,3 +155,38 @@ class ConversationMemory:
 async def _closed_then[T](session: TurnSession, ending: Awaitable[T]) -> T:
     await session.close()
     return await ending
+
+
+async def _commit(session: TurnSession, lease: Lease) -> None:
+    """:func:`keep_turn`, settled when the store goes away during it. A commit whose answer is
+    lost may have landed: the store is asked which (for as long as the lease would have lasted),
+    and the commit tried again only if it did not. Told "failed", a client sends the turn again;
+    so a turn is reported failed only if it is not kept."""
+    leases = session.store.locks
+    try:
+        await keep_turn(leases, lease.key)
+        return
+    except LeaseLostError:
+        raise
+    except StateError as lost:
+        failure: StateError = lost
+    deadline = asyncio.get_running_loop().time() + leases.lease_s
+    pause = 0.2
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 2.0)
+        try:
+            kept = await kept_after_all(leases, lease.key, session.last_item)
+            if kept is None:
+                await keep_turn(leases, lease.key)
+                kept = True
+        except LeaseLostError:
+            raise
+        except StateError as again:
+            failure = again
+            continue
+        if kept:
+            _logger.info("the store went away while keeping a turn; the turn was kept")
+            return
+        raise LeaseLostError(LOST) from failure
+    raise failure

@@ -9,7 +9,10 @@ model call). So that a turn that fails leaves nothing behind, whatever kills it:
   checks the lease, :meth:`~agentship.state.locks.LeaseLocks.fence`);
 * :func:`keep_turn` ends a turn that succeeded: the lease row goes with its mark, at once;
 * :func:`undo_turn` ends a turn that failed: its items go with the lease row, at once (also
-  when the lease ran out, as long as nobody took it over).
+  when the lease ran out, as long as nobody took it over);
+* :func:`kept_after_all` settles a :func:`keep_turn` whose answer was lost (the store went away
+  during its commit): the commit may have landed, and a client told "failed" would send the turn
+  again, recording it twice.
 
 Each is one transaction, and each checks that the lease is still this replica's.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from agentship.state.engine import db_now, transaction
 from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
@@ -74,3 +77,20 @@ async def undo_turn(leases: LeaseLocks, key: str, mark: int) -> int:
         )
         await conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == leases.owner))
     return undone.rowcount or 0
+
+
+async def kept_after_all(leases: LeaseLocks, key: str, last_item: int) -> bool | None:
+    """Whether a turn whose :func:`keep_turn` lost its answer was kept, read from the store:
+    True if it was (its last item, ``last_item``, is there and no lease row carries a mark from
+    before it), False if it was not and cannot be any more, None if the lease row is still this
+    replica's (the commit did not land; :func:`keep_turn` can be tried again)."""
+    async with transaction(leases.engine) as conn:
+        row = (await conn.execute(select(locks.c.owner, locks.c.turn_mark).where(locks.c.key == key))).first()
+        if row is not None and row.owner == leases.owner:
+            return None
+        there = (await conn.execute(select(exists().where(agent_messages.c.id == last_item)))).scalar()
+    # A row of another replica's with a mark before our items took our expired lease over: its
+    # turn takes ours back when it begins. A row without a mark, or marked after our items, began
+    # after our commit.
+    inherited = row is not None and row.turn_mark is not None and row.turn_mark < last_item
+    return bool(there) and not inherited

@@ -1,4 +1,4 @@
-"""``pip install agentship-mlflow`` from a built wheel, in a fresh venv outside the repository:
+"""agentship-mlflow installed from a built wheel into a fresh venv outside the repository:
 the ``agentship`` command logs, registers and serves, the example configs come with it,
 ``import agents`` is still the OpenAI Agents SDK, and the wheel claims no generic top-level name
 (``serving`` is the checkout's entry only). Nothing of the checkout is on the path."""
@@ -88,12 +88,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     (wheel,) = dist.glob("agentship_mlflow-*.whl")
     venv = tmp_path_factory.mktemp("user-venv")
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
-    pip = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+    # Installed by uv, as scripts/setup.sh installs the project (pip resolves the same pins, at
+    # several times the time): the wheel's own metadata decides what comes with it.
+    uv = subprocess.run(["bash", str(REPO / "scripts" / "uv.sh")], capture_output=True, text=True, check=True)
+    install = subprocess.run(
+        [uv.stdout.strip(), "pip", "install", "--python", str(venv / "bin" / "python"),
          "-c", str(REPO / "requirements" / "constraints.txt"), str(wheel)],
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
-    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     print(f"wheel built and installed in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return Installed(wheel, venv, tmp_path_factory.mktemp("user-home"))
 

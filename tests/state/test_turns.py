@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from agentship.errors import BackendStatusError, GuardrailTriggeredError, InvalidRequestError, StateError
 from agentship.events import AgentEvent, Completed, ItemDone, TextDelta
-from agentship.openai_agents import OpenAIAgentsBackend, parse_config
+from agentship.openai_agents import OpenAIAgentsBackend, memory, parse_config
 from agentship.state import StateStore, conversation_key
 from agentship.state.engine import transaction
 from agentship.state.locks import LeaseLocks
@@ -292,3 +292,44 @@ def test_an_approval_whose_resumed_run_fails_can_be_answered_again_and_only_once
     assert answer_text(resumed) == "The send_email tool returned: Email sent to Bob."
     outputs = [item for item in stored if item.get("type") == "function_call_output"]
     assert [o["output"] for o in outputs] == ["Email sent to Bob."]  # once, though the tool ran twice
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["commit-landed", "commit-lost"])
+def test_a_turn_whose_commit_answer_is_lost_is_kept_once_and_reported_kept(
+    state_url: str, model: ServerProcess, monkeypatch: pytest.MonkeyPatch, landed: bool
+) -> None:
+    """The store goes away during the turn's commit, so the replica never hears its answer.
+    Before: the turn was answered 503 whether or not the commit landed; when it had, the client's
+    retry (as the fault campaign's clients do) recorded the turn twice. Now the replica asks the
+    store which, tries the commit again if it did not land, and answers the turn."""
+    m = mark()
+    real_keep = memory.keep_turn
+    calls: list[str] = []
+
+    async def keep_without_answer(leases: LeaseLocks, key: str) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            if landed:
+                await real_keep(leases, key)
+            raise StateError("the state store is unavailable; retry later")
+        await real_keep(leases, key)
+
+    async def check() -> None:
+        async with backend(state_url, model) as agent:
+            monkeypatch.setattr(memory, "keep_turn", keep_without_answer)
+            events = await ask(agent, m, f"keep me {m}")
+            assert answer_text(events) == f"You said: keep me {m}"
+            stored = await session(state_url, m)
+            assert stored[0] == {"role": "user", "content": f"keep me {m}"} and len(stored) == 2
+            assert stored[1]["content"][0]["text"] == f"You said: keep me {m}"
+            assert [key for key, _ in await lease_rows(state_url)].count(conversation_key("alice", m)) == 0
+            # the conversation goes on, from the one kept turn
+            monkeypatch.setattr(memory, "keep_turn", real_keep)
+            await ask(agent, m, f"again {m}")
+            assert [item.get("content") for item in await session(state_url, m)][::2] == [
+                f"keep me {m}",
+                f"again {m}",
+            ]
+
+    asyncio.run(check())
+    assert calls.count(calls[0]) == (1 if landed else 2)
