@@ -26,6 +26,7 @@ from agents.memory import SessionSettings
 from sqlalchemy import insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from agentship.errors import StateError
 from agentship.inputs import new_turn
@@ -66,6 +67,15 @@ class TurnSession(SQLAlchemySession):
         self._over = False
         self.last_item = 0
         """The id of the last item this turn wrote (0: none yet)."""
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The SDK's read of the session, its database failures a :class:`StateError` (a 503),
+        as every other store operation's are."""
+        try:
+            return await super().get_items(limit)
+        except (SQLAlchemyError, OSError) as exc:
+            _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
+            raise StateError("the state store is unavailable; retry later") from exc
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         if not items:

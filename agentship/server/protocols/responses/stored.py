@@ -10,12 +10,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import uuid4
 
 from openai.types.responses import Response
 
+from agentship.errors import StateError
 from agentship.events import AgentEvent, ItemDone
 from agentship.server.core.errors import HttpError
 from agentship.server.protocols.responses.events import wire
@@ -103,6 +106,12 @@ class StoredResponses:
         return Recorder(self.store, record)
 
 
+SAVE_RETRY_PAUSES_S = (0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0)
+"""How long a response's save waits for the store between tries: about 10 s in all."""
+
+_logger = logging.getLogger(__name__)
+
+
 @dataclass
 class Recorder:
     """Stores one response when it ends."""
@@ -123,4 +132,16 @@ class Recorder:
         return self.record
 
     async def save(self, final: Response) -> None:
-        await self.store.responses.save(self.keep(final))
+        """Store the response, through a short outage of the store (a database restart): its
+        turn may already be kept in a conversation, and a client told "failed" sends the turn
+        again. Saving is an upsert, so a save whose answer was lost is simply made again."""
+        record = self.keep(final)
+        for pause in (*SAVE_RETRY_PAUSES_S, None):
+            try:
+                await self.store.responses.save(record)
+                return
+            except StateError:
+                if pause is None:
+                    raise
+                _logger.info("storing response %s: the store is away; again in %.2f s", record.id, pause)
+                await asyncio.sleep(pause)

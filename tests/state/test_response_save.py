@@ -1,0 +1,83 @@
+"""A response's save rides out a short outage of the store (issue 20, item 6's retry side).
+
+A `/responses` turn that continues a conversation is kept in the conversation's session before
+the response is stored. Before: a store that was restarting at that moment made the request a
+503, and the client's retry recorded the kept turn a second time (the large fault campaign found
+it). Now the save is tried again for about 10 s, and the stored record is read back whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from openai.types.responses import Response
+
+from agentship.errors import StateError
+from agentship.server.protocols.responses import stored
+from agentship.server.protocols.responses.events import wire
+from agentship.state import StateStore
+from tests.state.test_store import record, settings
+
+
+def _final(rid: str) -> Response:
+    return Response(
+        id=rid,
+        object="response",
+        created_at=1_700_000_000,
+        model="agent",
+        status="completed",
+        output=[],
+        parallel_tool_calls=True,
+        tool_choice="auto",
+        tools=[],
+    )
+
+
+async def _with_store(state_url: str, failures: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, int]:
+    store = await StateStore.open(settings(state_url))
+    try:
+        real_save = store.responses.save
+        calls = 0
+
+        async def away_then_back(rec: Any) -> None:
+            nonlocal calls
+            calls += 1
+            if calls <= failures:
+                raise StateError("the state store is unavailable; retry later")
+            await real_save(rec)
+
+        monkeypatch.setattr(store.responses, "save", away_then_back)
+        recorder = stored.Recorder(store, record(store, "resp_saved", status="in_progress"))
+        final = _final("resp_saved")
+        try:
+            await recorder.save(final)
+        except StateError as exc:
+            return exc, calls
+        kept = await store.responses.get("alice", "resp_saved")
+        assert kept is not None
+        assert (kept.status, kept.response) == ("completed", wire(final))
+        return kept, calls
+    finally:
+        await store.aclose()
+
+
+def test_a_save_during_a_short_outage_is_stored_once_the_store_is_back(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored, "SAVE_RETRY_PAUSES_S", (0.01, 0.02, 0.04))
+    kept, calls = asyncio.run(_with_store(state_url, 2, monkeypatch))
+    assert not isinstance(kept, StateError) and calls == 3
+
+
+def test_a_store_that_stays_away_fails_the_save_after_its_tries(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored, "SAVE_RETRY_PAUSES_S", (0.01, 0.02, 0.04))
+    error, calls = asyncio.run(_with_store(state_url, 99, monkeypatch))
+    assert isinstance(error, StateError) and calls == 4
+
+
+def test_the_save_waits_about_ten_seconds_in_all() -> None:
+    assert sum(stored.SAVE_RETRY_PAUSES_S) == 9.75
