@@ -228,22 +228,7 @@ def test_an_mcp_server_down_at_load_is_skipped_then_picked_up(
     assert "current time" in responses(server, {"input": "What is the current time in UTC?"})["output"][0][
         "name"
     ].replace("_", " ")
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "tests.serving.mcp_servers.docs_server:app",
-        "--port",
-        str(port),
-    ]
-    docs = start_server(
-        "docs-mcp-late",
-        command,
-        port=port,
-        log_dir=log_dir,
-        env=venv_env({"DOCS_MCP_TOKEN": DOCS_TOKEN}),
-        cwd=REPO,
-    )
+    docs = start_docs_server(log_dir, DOCS_TOKEN, name="docs-mcp-late", port=port)
     try:
         _wait_health(server, "docs", "ok")
         body = responses(server, {"input": "Please look in the docs about Recovery"})

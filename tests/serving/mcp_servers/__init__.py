@@ -10,10 +10,13 @@ from agentship.testing.processes import ServerProcess, free_port, start_server, 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def start_docs_server(log_dir: Path, token: str | None, name: str = "docs-mcp") -> ServerProcess:
+def start_docs_server(
+    log_dir: Path, token: str | None, name: str = "docs-mcp", port: int | None = None
+) -> ServerProcess:
     """The docs server (``docs_server.py``, streamable HTTP at ``/mcp``); with ``token``, it
-    answers only requests that carry it as a bearer token, without one it is open."""
-    port = free_port()
+    answers only requests that carry it as a bearer token, without one it is open. ``port``: one
+    chosen beforehand (a client configured before the server starts), else a free one."""
+    port = port or free_port()
     command = [
         sys.executable,
         "-m",
