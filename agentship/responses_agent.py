@@ -152,6 +152,11 @@ class AgentshipResponsesAgent(ResponsesAgent):
         health = getattr(self._backend, "health", None)
         return dict(health()) if callable(health) else {}
 
+    def sessions_in_store(self) -> bool:
+        """Whether the backend keeps its conversations as SDK sessions in the state store (the
+        OpenAI Agents SDK's, with the store on): the Conversations API then serves them."""
+        return bool(getattr(self._backend, "sessions_in_store", False))
+
     async def atask_names(self) -> list[str]:
         """The tasks running on the model's loop, by name (for leak checks)."""
         return [] if self._bridge is None else await self._bridge.atask_names()

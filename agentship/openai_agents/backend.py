@@ -133,6 +133,12 @@ class OpenAIAgentsBackend:
     def health(self) -> dict[str, Any]:
         return {"mcp_servers": self._mcp.health()} if self._mcp is not None else {}
 
+    @property
+    def sessions_in_store(self) -> bool:
+        """Whether its conversations are SDK sessions in the state store (then a conversation of
+        the Conversations API is what the agent sees as history)."""
+        return self._memory is not None
+
     # -- a request ------------------------------------------------------------------------------
     async def stream(
         self, request: ResponsesAgentRequest, *, deltas: bool = True

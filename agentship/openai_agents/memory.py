@@ -10,12 +10,17 @@ cut short is taken back by the next turn. So a retry records the turn once, and 
 is never sent to the model again. The session's writes check the lease in their own
 transaction: a turn whose lease was taken over can no longer write. A kept turn stands:
 trimming the session to the store's item limit afterwards is best effort.
+
+A conversation of OpenAI's Conversations API (``/v1/conversations``) is this same session: its
+items are the session's, written by turns and by the API alike under the same lease
+(:mod:`agentship.state.openai_conversations`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,7 +38,7 @@ from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
 from agentship.state.engine import settled, transaction
 from agentship.state.locks import LOST, Lease, LeaseLostError
-from agentship.state.schema import agent_messages, agent_sessions
+from agentship.state.schema import agent_messages, agent_sessions, openai_conversations
 from agentship.state.turns import begin_turn, keep_turn, kept_after_all, undo_turn
 
 _logger = logging.getLogger(__name__)
@@ -103,6 +108,11 @@ class TurnSession(SQLAlchemySession):
                 update(agent_sessions)
                 .where(agent_sessions.c.session_id == self.session_id)
                 .values(updated_at=text("CURRENT_TIMESTAMP"))
+            )
+            await conn.execute(  # a conversation of the Conversations API lives a TTL past its last turn
+                update(openai_conversations)
+                .where(openai_conversations.c.key == self.session_id)
+                .values(expires_at=time.time() + self.store.settings.ttl_s)
             )
 
     async def close(self) -> None:

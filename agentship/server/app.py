@@ -6,11 +6,13 @@ A request's path through the server::
 
 At startup :func:`agentship.server.services.running` builds the services (the model, the state
 store, background runs, trace export, A2A); only then are the routes made, from those
-services, so no route exists half-made. Routes: ``POST /invocations`` (MLflow's format);
-OpenAI's Responses API under ``/responses`` and ``/v1/responses`` (create; for stored responses
-get, delete, cancel, input items); ``GET /v1/models``, ``/health``, ``/ready``, ``/version``,
-``/metrics`` (Prometheus); with ``--a2a``, the A2A agent card and JSON-RPC endpoint. Anything
-else is answered in the OpenAI error shape.
+services and the one route table (:mod:`agentship.server.routes`), so no route exists
+half-made. Routes: ``POST /invocations`` (MLflow's format); OpenAI's Responses API under
+``/responses`` and ``/v1/responses`` (create; for stored responses get, delete, cancel, input
+items); OpenAI's Conversations API under ``/conversations`` and ``/v1/conversations``;
+``GET /v1/models``, ``/health``, ``/ready``, ``/version``, ``/metrics`` (Prometheus),
+``/openapi.json`` (this list, as an OpenAPI 3.1 document); with ``--a2a``, the A2A agent card
+and JSON-RPC endpoint. Anything else is answered in the OpenAI error shape.
 """
 
 from __future__ import annotations
@@ -24,52 +26,19 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, Router
+from starlette.routing import Router
 from starlette.types import Receive, Scope, Send
 
 from agentship.server.core.errors import HttpError
 from agentship.server.core.runner import ModelRunner
 from agentship.server.http.auth import ApiKeys, BearerAuth, keys_from_environ
-from agentship.server.http.endpoint import AgentEndpoint, error_response
-from agentship.server.http.info import InfoRoutes
+from agentship.server.http.endpoint import error_response
 from agentship.server.observability import metrics
-from agentship.server.protocols.invocations import InvocationsProtocol
-from agentship.server.protocols.responses.protocol import ResponsesProtocol
-from agentship.server.protocols.responses.routes import StoredRoutes
+from agentship.server.routes import routes
 from agentship.server.services import Services, running
 from agentship.server.settings import ServerSettings
 
 _logger = logging.getLogger("agentship.server")
-
-
-def routes(services: Services) -> list[BaseRoute]:
-    """Every route of the server, made from its running services."""
-    responses = AgentEndpoint(
-        services, ResponsesProtocol(services.model_name, services.stored, services.background)
-    )
-    stored = StoredRoutes(services)
-    info = InfoRoutes(services)
-    out: list[BaseRoute] = [
-        Route("/invocations", AgentEndpoint(services, InvocationsProtocol()), methods=["POST"])
-    ]
-    for prefix in ("", "/v1"):
-        out += [
-            Route(f"{prefix}/responses", responses, methods=["POST"]),
-            Route(f"{prefix}/responses/{{response_id}}", stored.get, methods=["GET"]),
-            Route(f"{prefix}/responses/{{response_id}}", stored.delete, methods=["DELETE"]),
-            Route(f"{prefix}/responses/{{response_id}}/cancel", stored.cancel, methods=["POST"]),
-            Route(f"{prefix}/responses/{{response_id}}/input_items", stored.input_items, methods=["GET"]),
-        ]
-    if services.a2a is not None:
-        out += services.a2a.routes()
-    return [
-        *out,
-        Route("/v1/models", info.models, methods=["GET"]),
-        Route("/health", info.health, methods=["GET"]),
-        Route("/ready", info.ready, methods=["GET"]),
-        Route("/version", info.version, methods=["GET"]),
-        Route("/metrics", metrics.metrics_route, methods=["GET"]),
-    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

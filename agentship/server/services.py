@@ -130,7 +130,7 @@ async def _open_state(services: Services, stack: AsyncExitStack) -> None:
         return
     store = services.store = await StateStore.open(settings)
     stack.push_async_callback(store.aclose)
-    services.stored = StoredResponses(store)
+    services.stored = StoredResponses(store, conversations=services.runner.sessions_in_store)
     limits = RunLimits(
         timeout_s=services.settings.background_timeout_s, max_runs=services.settings.max_background_runs
     )

@@ -20,6 +20,7 @@ from agentship.state.schema import (
     agent_sessions,
     conversations,
     locks,
+    openai_conversations,
     response_events,
     response_items,
     responses,
@@ -33,10 +34,12 @@ _logger = logging.getLogger(__name__)
 async def purge_expired(
     engine: AsyncEngine, settings: StateSettings, clock: Callable[[], float] = time.time
 ) -> int:
-    """Delete expired responses (with their items and events), conversation handles, stale locks
-    and SDK sessions untouched for the TTL. Returns how many rows went."""
+    """Delete expired responses (with their items and events), conversation handles, stale locks,
+    expired conversations of the Conversations API (with their sessions) and SDK sessions
+    untouched for the TTL. Returns how many rows went."""
     now = clock()
     expired = select(responses.c.id).where(responses.c.expires_at < now)
+    expired_conversations = select(openai_conversations.c.key).where(openai_conversations.c.expires_at < now)
     cutoff = _sdk_cutoff(engine.dialect.name, settings.ttl_s)
     removed = 0
     async with transaction(engine) as conn:
@@ -52,6 +55,10 @@ async def purge_expired(
                 locks.c.turn_mark.is_(None) | (locks.c.expires_at < now - settings.ttl_s),
             ),
             delete(run_states).where(run_states.c.expires_at < now),
+            # an expired conversation of the Conversations API goes with its session
+            delete(agent_messages).where(agent_messages.c.session_id.in_(expired_conversations)),
+            delete(agent_sessions).where(agent_sessions.c.session_id.in_(expired_conversations)),
+            delete(openai_conversations).where(openai_conversations.c.expires_at < now),
             delete(agent_messages).where(
                 agent_messages.c.session_id.in_(
                     select(agent_sessions.c.session_id).where(agent_sessions.c.updated_at < cutoff)

@@ -13,6 +13,9 @@ expires (``expires_at``, epoch seconds) a TTL after its last use.
   the turn ends cleanly.
 * ``agentship_conversations``: a backend's server-side handle for a conversation (a Llama
   Stack session or conversation id).
+* ``agentship_openai_conversations``: the conversations of OpenAI's Conversations API
+  (``/v1/conversations``): id, user, metadata, times. A conversation's items are the rows of
+  its SDK session, ``agent_messages`` under ``key`` (:func:`~agentship.state.conversation_key`).
 * ``agentship_run_states``: paused runs (an Agents SDK ``RunState``), by the calls they wait on;
   the rows of one run share its ``run_id`` (null for runs paused before revision 0004).
 * ``agent_sessions`` / ``agent_messages``: the OpenAI Agents SDK's ``SQLAlchemySession``
@@ -107,6 +110,18 @@ conversations = Table(
     Column("updated_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Index("ix_agentship_conversations_expires_at", "expires_at"),
+)
+
+openai_conversations = Table(
+    "agentship_openai_conversations",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("id", String(64), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_agentship_openai_conversations_expires_at", "expires_at"),
 )
 
 run_states = Table(

@@ -15,6 +15,7 @@ from agentship.state.conversations import ConversationMap
 from agentship.state.engine import create_engine
 from agentship.state.locks import LeaseLocks
 from agentship.state.migrate import ensure_schema
+from agentship.state.openai_conversations import OpenAIConversations
 from agentship.state.purge import purge_expired, trim_session
 from agentship.state.responses import RunStore
 from agentship.state.runstates import PausedRuns
@@ -41,6 +42,8 @@ class StateStore:
         self.responses = RunStore(engine, settings)
         self.locks = LeaseLocks(engine, owner, lease_s=settings.lease_s)
         self.paused = PausedRuns(engine, settings.ttl_s)
+        self.openai_conversations = OpenAIConversations(engine, self.locks, settings)
+        """The Conversations API's conversations (each over the SDK session of its turns)."""
 
     @classmethod
     async def open(

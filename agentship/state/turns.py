@@ -14,6 +14,9 @@ model call). So that a turn that fails leaves nothing behind, whatever kills it:
   during its commit): the commit may have landed, and a client told "failed" would send the turn
   again, recording it twice.
 
+A write to the session outside a turn (the Conversations API's items) holds the same lease and
+calls :func:`take_back` first, in its own fenced transaction.
+
 Each is one transaction, and each checks that the lease is still this replica's.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentship.state.engine import db_now, transaction
 from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
@@ -30,16 +34,26 @@ from agentship.state.schema import agent_messages, locks
 _logger = logging.getLogger(__name__)
 
 
+async def take_back(conn: AsyncConnection, key: str) -> None:
+    """In a transaction fenced by ``key``'s lease: delete what an interrupted turn of session
+    ``key`` left (the items after the mark its holder left on the lease row), and clear the mark."""
+    stale = (await conn.execute(select(locks.c.turn_mark).where(locks.c.key == key))).scalar()
+    if stale is None:
+        return
+    undone = await conn.execute(
+        delete(agent_messages).where(agent_messages.c.session_id == key, agent_messages.c.id > stale)
+    )
+    await conn.execute(update(locks).where(locks.c.key == key).values(turn_mark=None))
+    _logger.warning("took back %d session items of an interrupted turn", undone.rowcount or 0)
+
+
 async def begin_turn(leases: LeaseLocks, key: str) -> int:
     """Take back what an interrupted turn of session ``key`` left, then mark the new turn's start."""
     after = agent_messages.c.session_id == key
     async with transaction(leases.engine) as conn:
         if not await leases.fence(conn, key):
             raise LeaseLostError(LOST)
-        stale = (await conn.execute(select(locks.c.turn_mark).where(locks.c.key == key))).scalar()
-        if stale is not None:
-            undone = await conn.execute(delete(agent_messages).where(after, agent_messages.c.id > stale))
-            _logger.warning("took back %d session items of an interrupted turn", undone.rowcount or 0)
+        await take_back(conn, key)
         mark = (
             await conn.execute(select(func.coalesce(func.max(agent_messages.c.id), 0)).where(after))
         ).scalar()

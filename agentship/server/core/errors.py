@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
 
 from agentship.errors import (
     CLIENT_FAULT_STATUSES,
@@ -47,6 +48,23 @@ from agentship.errors import (
 _logger = logging.getLogger("agentship.server")
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    """What went wrong, safe to show."""
+    type: str
+    """The kind of error (``invalid_request_error``, ``server_error``, ``upstream_error``, …)."""
+    param: str | None
+    """The request parameter at fault, if one is."""
+    code: str | None
+    """A specific code (``not_ready``, ``upstream_timeout``, …), if there is one."""
+
+
+class ErrorBody(BaseModel):
+    """Every error answer's body, as api.openai.com sends it."""
+
+    error: ErrorDetail
+
+
 @dataclass
 class HttpError(Exception):
     """An HTTP error answer: status, OpenAI error ``type``, safe message and optional code."""
@@ -59,7 +77,8 @@ class HttpError(Exception):
     headers: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        detail = ErrorDetail(message=self.message, type=self.type, param=self.param, code=self.code)
+        return ErrorBody(error=detail).model_dump()
 
 
 def invalid(message: str, param: str | None = None, code: str | None = None) -> HttpError:

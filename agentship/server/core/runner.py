@@ -148,6 +148,12 @@ class ModelRunner:
         finally:
             stop.set()
 
+    @property
+    def sessions_in_store(self) -> bool:
+        """Whether the agent's conversations are SDK sessions in the state store, which the
+        Conversations API serves (the package's OpenAI Agents SDK agents, with the store on)."""
+        return self.native and bool(self.agent.sessions_in_store())
+
     def health(self) -> dict[str, Any]:
         """The agent's readiness detail (its MCP servers, say)."""
         return self.agent.health() if self.native else {}  # type: ignore[no-any-return]

@@ -34,7 +34,7 @@ _logger = logging.getLogger("agentship.server")
 
 KEYS_ENV = "AGENTSHIP_API_KEYS"
 KEYS_FILE_ENV = "AGENTSHIP_API_KEYS_FILE"
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/.well-known/agent-card.json"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/.well-known/agent-card.json"})
 """Liveness, readiness and the metrics scrape stay open (probes and scrapers send no key), and
 the A2A agent card, which tells a client how to authenticate."""
 

@@ -30,6 +30,12 @@ from agentship.server.protocols.turn import Event
 RETURN_TRACE_HEADER = "x-mlflow-return-trace-id"
 
 
+class InvocationsBody(ResponsesAgentRequest):
+    """A ``POST /invocations`` body: a ResponsesAgent request, and whether to stream it."""
+
+    stream: bool = False
+
+
 def returns_trace(request: Request) -> bool:
     return request.headers.get(RETURN_TRACE_HEADER, "").lower() == "true"
 

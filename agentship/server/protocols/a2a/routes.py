@@ -33,11 +33,9 @@ from a2a.server.routes import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
 from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore
 from a2a.types.a2a_pb2 import SendMessageRequest, Task
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 from a2a.utils.errors import InvalidParamsError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from agentship.server.core.errors import HttpError
@@ -242,11 +240,10 @@ class A2AService:
             shutdown_grace_period=services.settings.drain_timeout_s,
         )
 
-    def routes(self) -> list[Route]:
-        return [
-            Route(AGENT_CARD_WELL_KNOWN_PATH, _Card(self.services).serve, methods=["GET"]),
-            Route(RPC_PATH, _Endpoint(self.services, self.dispatcher), methods=["POST"]),
-        ]
+        self.card = _Card(services).serve
+        """``GET /.well-known/agent-card.json``."""
+        self.rpc = _Endpoint(services, self.dispatcher)
+        """``POST /``: JSON-RPC."""
 
     async def aclose(self) -> None:
         await self.handler.aclose()

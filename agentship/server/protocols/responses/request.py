@@ -78,7 +78,8 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
-def _field_error(exc: pydantic.ValidationError, prefix: str = "") -> str:
+def field_error(exc: pydantic.ValidationError, prefix: str = "") -> str:
+    """The first problem of a validation error, naming its field (``input[0].content``)."""
     first = exc.errors()[0]
     where = _where((*(prefix.split(".") if prefix else ()), *first["loc"]))
     message = str(first["msg"])
@@ -109,7 +110,7 @@ def _tool(index: int, raw: dict[str, Any]) -> Tool:
     try:
         return typing.cast(Tool, model.model_validate(raw))
     except pydantic.ValidationError as exc:
-        raise invalid(_field_error(exc, f"tools.{index}"), param="tools") from exc
+        raise invalid(field_error(exc, f"tools.{index}"), param="tools") from exc
 
 
 _CHOICE: pydantic.TypeAdapter[ToolChoice] = pydantic.TypeAdapter(ToolChoice)
@@ -137,7 +138,7 @@ def parse_body(body: dict[str, Any]) -> Checked:
     try:
         parsed = ResponsesBody.model_validate(body)
     except pydantic.ValidationError as exc:
-        raise invalid(_field_error(exc), param=str(exc.errors()[0]["loc"][0])) from exc
+        raise invalid(field_error(exc), param=str(exc.errors()[0]["loc"][0])) from exc
     if parsed.previous_response_id and parsed.conversation:
         raise invalid(
             "'previous_response_id' and 'conversation' cannot be used together: continue either a "

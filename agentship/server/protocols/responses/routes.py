@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from openai.types.responses import Response as OpenAIResponse
+from openai.types.responses import ResponseItemList
+from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agentship.server.core.errors import HttpError, classify, invalid
 from agentship.server.http.identity import identify
+from agentship.server.protocols.conversations.bodies import INCLUDABLE
 from agentship.server.protocols.responses.events import Event, frame, replay
 from agentship.state import StateStore, StoredResponse
 from agentship.state.records import TERMINAL
@@ -27,20 +30,23 @@ from agentship.state.records import TERMINAL
 if TYPE_CHECKING:
     from agentship.server.services import Services
 
-INCLUDABLE = frozenset(
-    {
-        "code_interpreter_call.outputs",
-        "computer_call_output.output.image_url",
-        "file_search_call.results",
-        "message.input_image.image_url",
-        "message.output_text.logprobs",
-        "reasoning.encrypted_content",
-        "web_search_call.action.sources",
-    }
-)
-"""What ``include`` may ask for (output items are stored whole, so it changes nothing here)."""
 CANCEL_WAIT_S = 30.0
 """How long ``cancel`` waits for the run's owner to end it before it answers 503."""
+
+
+class ResponseDeleted(BaseModel):
+    """``DELETE /responses/{id}``'s answer."""
+
+    id: str
+    object: Literal["response"]
+    deleted: bool
+
+
+class InputItemPage(ResponseItemList):
+    """A page of a stored response's input items; an empty page has no first or last id (``null``)."""
+
+    first_id: str | None  # type: ignore[assignment]
+    last_id: str | None  # type: ignore[assignment]
 
 
 def not_found(response_id: str) -> HttpError:
@@ -125,7 +131,7 @@ class StoredRoutes:
         if rec.background and rec.status not in TERMINAL:
             raise invalid("this background response is still running: cancel it first")
         await self._store().responses.delete(rec.user_id, rec.id)
-        return JSONResponse({"id": rec.id, "object": "response", "deleted": True})
+        return JSONResponse(ResponseDeleted(id=rec.id, object="response", deleted=True).model_dump())
 
     # -- cancel -------------------------------------------------------------------------------------
     async def cancel(self, request: Request) -> Response:

@@ -3,7 +3,8 @@
 * :meth:`StoredResponses.prepare` turns a checked body into the agent's whole input: the
   stored context of ``previous_response_id`` (its history and output), then the request's own
   items, ``item_reference`` items replaced by the stored items they name. All of it is scoped to
-  the request's user.
+  the request's user. A ``conversation`` of the Conversations API must be one of the user's
+  (the agent's session then holds its history).
 * :class:`Recorder` stores the response when it ends, before the client sees the end, so the
   next turn can continue from it on any replica.
 """
@@ -21,16 +22,19 @@ from openai.types.responses import Response
 from agentship.errors import StateError
 from agentship.events import AgentEvent, ItemDone
 from agentship.server.core.errors import HttpError
+from agentship.server.protocols.conversations import not_found as conversation_not_found
 from agentship.server.protocols.responses.events import wire
 from agentship.server.protocols.responses.items import agent_items
 from agentship.server.protocols.responses.request import (
     Checked,
+    ResponsesBody,
     conversation_id,
     input_items,
     references,
     substitute,
 )
 from agentship.state import StateStore, StoredResponse, trim_history
+from agentship.state.openai_conversations import ID_PREFIX
 from agentship.state.records import as_input_item
 
 
@@ -67,11 +71,25 @@ def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class StoredResponses:
-    def __init__(self, store: StateStore) -> None:
+    """``conversations``: whether ``conversation`` ids of the Conversations API's form must name
+    one of the user's conversations (they do when the agent's conversations are its sessions)."""
+
+    def __init__(self, store: StateStore, conversations: bool = False) -> None:
         self.store = store
+        self.conversations = conversations
+
+    async def _check_conversation(self, parsed: ResponsesBody, user_id: str) -> None:
+        """A ``conv_…`` conversation must exist for the user (404); any other id is the client's
+        own, its conversation made by its first turn."""
+        conversation = conversation_id(parsed)
+        if not (self.conversations and conversation and conversation.startswith(ID_PREFIX)):
+            return
+        if await self.store.openai_conversations.get(user_id, conversation) is None:
+            raise conversation_not_found(conversation, param="conversation")
 
     async def prepare(self, checked: Checked, user_id: str) -> Prepared:
         parsed = checked.body
+        await self._check_conversation(parsed, user_id)
         items = input_items(parsed)
         wanted = references(items)
         if wanted:
