@@ -7,8 +7,11 @@ every answer (as reasoning models do), so items finish out of the order they sta
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,3 +63,13 @@ def assert_history_reached_the_model(target: Target, mark: str, tool_output_sent
     if tool_output_sent:
         assert any(m["role"] == "tool" and m["text"] == PARIS for m in seen), seen
     assert [m["text"] for m in seen].count(TOOL_ANSWER) == 1  # no duplicated turn
+
+
+def run_node(directory: Path, script: str, *args: str) -> dict[str, Any]:
+    """Run a script of ``tests/serving/node/`` (from the ``node_clients`` directory): the JSON it
+    prints last."""
+    done = subprocess.run(
+        ["node", script, *args], cwd=directory, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{script} failed:\n{done.stderr[-4000:]}"
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +16,8 @@ from tests.e2e.helpers import run_log_agent
 from tests.serving.clients import Target
 
 TRACE_EXPERIMENT = "serving-traces"
+NODE = Path(__file__).resolve().parent / "node"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +107,25 @@ def target(
     backend: ServerProcess = request.getfixturevalue("reasoning_scripted")
     server = start_serving(backend.url + "/v1", name="serving-reasoning")
     return Target("reasoning", server, backend, reasoning=True)
+
+
+@pytest.fixture(scope="session")
+def node_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the scripts of ``tests/serving/node/`` beside the cached ``node_modules``
+    (openai-node, the Vercel AI SDK: ``scripts/node_clients.sh``)."""
+    if shutil.which("node") is None:
+        pytest.fail("node is not installed; the Node.js client tests need it")
+    installed = subprocess.run(
+        ["bash", str(REPO / "scripts" / "node_clients.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    work = tmp_path_factory.mktemp("node-clients")
+    (work / "node_modules").symlink_to(Path(installed.stdout.strip()) / "node_modules")
+    for script in NODE.glob("*.mjs"):
+        shutil.copy(script, work / script.name)
+    (work / "package.json").write_text(json.dumps({"type": "module"}))
+    return work

@@ -2,56 +2,29 @@
 
 openai-node (``responses.create``, ``responses.stream()``) and the Vercel AI SDK
 (``@ai-sdk/openai`` with ``generateText``/``streamText``), installed by
-``scripts/node_clients.sh`` from ``tests/serving/node/package-lock.json`` into the cache. The
-scripts in ``tests/serving/node/`` run the conversation; these tests check what they saw.
+``scripts/node_clients.sh`` from ``tests/serving/node/package-lock.json`` into the cache (the
+``node_clients`` fixture). The scripts in ``tests/serving/node/`` run the conversation; these
+tests check what they saw.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from agentship.testing.processes import ServerProcess
-from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, Target, assert_history_reached_the_model, marker
+from tests.serving.clients import (
+    MODEL,
+    PARIS,
+    TOOL_ANSWER,
+    Target,
+    assert_history_reached_the_model,
+    marker,
+    run_node,
+)
 
 pytestmark = pytest.mark.e2e
-
-NODE = Path(__file__).resolve().parent / "node"
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def node_clients(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with the scripts beside the cached ``node_modules``."""
-    if shutil.which("node") is None:
-        pytest.fail("node is not installed; the Node.js client tests need it")
-    installed = subprocess.run(
-        ["bash", str(REPO / "scripts" / "node_clients.sh")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert installed.returncode == 0, installed.stderr
-    work = tmp_path_factory.mktemp("node-clients")
-    (work / "node_modules").symlink_to(Path(installed.stdout.strip()) / "node_modules")
-    for script in NODE.glob("*.mjs"):
-        shutil.copy(script, work / script.name)
-    (work / "package.json").write_text(json.dumps({"type": "module"}))
-    return work
-
-
-def run_node(directory: Path, script: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", script, *args], cwd=directory, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, f"{script} failed:\n{done.stderr[-4000:]}"
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @pytest.mark.parametrize("mode", ["create", "stream"])

@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,30 +24,10 @@ from agentship.testing.postgres import PostgresServer, start_postgres, stop_post
 from agentship.testing.processes import ServerProcess, free_port, start_server, venv_env
 from tests.e2e.helpers import wait_for_traces
 from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, Target, marker
+from tests.serving.cluster import Cluster, client, start_cluster
 from tests.serving.conftest import TRACE_EXPERIMENT
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Cluster:
-    """Replicas over one store, and how to start another one."""
-
-    replicas: list[ServerProcess]
-    state_url: str
-    scripted: ServerProcess
-    start: Callable[[], ServerProcess]
-
-    @property
-    def a(self) -> ServerProcess:
-        return self.replicas[0]
-
-    @property
-    def b(self) -> ServerProcess:
-        return self.replicas[-1]
-
-    def target(self) -> Target:
-        return Target("state", self.a, self.scripted, reasoning=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,26 +37,10 @@ def cluster(
     scripted: ServerProcess,
     tmp_path: Path,
 ) -> Iterator[Cluster]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-        count = 1
-    else:
-        pg: PostgresServer = request.getfixturevalue("postgres")
-        url = pg.url(pg.create_database(), password="pg-SECRET-4242")
-        count = 2
-
-    def start() -> ServerProcess:
-        return start_serving(scripted.url + "/v1", "--state-url", url, name=f"serving-{request.param}")
-
-    replicas = [start() for _ in range(count)]
-    yield Cluster(replicas, url, scripted, start)
-    for replica in replicas:
+    started = start_cluster(request, start_serving, scripted, tmp_path)
+    yield started
+    for replica in started.replicas:
         replica.stop()
-
-
-def client(server: ServerProcess, user: str | None = None) -> openai.OpenAI:
-    headers = {"x-user-id": user} if user else None
-    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, default_headers=headers)
 
 
 def test_previous_response_id_continues_on_another_replica(cluster: Cluster) -> None:
