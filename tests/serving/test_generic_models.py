@@ -81,6 +81,35 @@ def test_a_plain_responses_agent_is_served_on_threads(echo_server: ServerProcess
     assert client.responses.create(model="echo", input="via openai").output_text == "echo: via openai"
 
 
+def test_the_conversations_api_is_not_offered_for_an_agent_that_keeps_none(
+    echo_server: ServerProcess,
+) -> None:
+    """Only an OpenAI Agents SDK agent's conversations are its sessions in the store: for any other
+    agent every conversation route says so, and a ``conv_…`` conversation on /responses stays the
+    client's own id (the agent gets it as ``context.conversation_id``)."""
+    unavailable = {
+        "message": "this agent keeps its conversations itself: the Conversations API serves the "
+        "conversations of OpenAI Agents SDK agents",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    conversation = "conv_" + "1" * 48
+    for method, path in [
+        ("POST", "/v1/conversations"),
+        ("GET", f"/v1/conversations/{conversation}"),
+        ("GET", f"/v1/conversations/{conversation}/items"),
+    ]:
+        reply = httpx.request(
+            method, echo_server.url + path, json={} if method == "POST" else None, timeout=30
+        )
+        assert (reply.status_code, reply.json()) == (404, {"error": unavailable}), path
+    turn = httpx.post(
+        f"{echo_server.url}/v1/responses", json={"input": "hello", "conversation": conversation}, timeout=30
+    )
+    assert turn.status_code == 200 and turn.json()["conversation"] == {"id": conversation}
+
+
 def test_several_workers(start_serving: Callable[..., ServerProcess], scripted: ServerProcess) -> None:
     server = start_serving(scripted.url + "/v1", "-w", "2", name="serving-workers")
     replies = [

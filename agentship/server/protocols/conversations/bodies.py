@@ -32,9 +32,13 @@ INCLUDABLE = frozenset(
 )
 """What ``include`` may ask for (items are stored whole, so it changes nothing here)."""
 
+MAX_PAIRS, MAX_KEY, MAX_VALUE = 16, 64, 512
 Metadata = Annotated[
-    dict[Annotated[str, StringConstraints(max_length=64)], Annotated[str, StringConstraints(max_length=512)]],
-    Field(max_length=16),
+    dict[
+        Annotated[str, StringConstraints(max_length=MAX_KEY)],
+        Annotated[str, StringConstraints(max_length=MAX_VALUE)],
+    ],
+    Field(max_length=MAX_PAIRS),
 ]
 """At most 16 pairs; keys of at most 64 characters, values of at most 512 (OpenAI's limits)."""
 Items = Annotated[list[ResponseInputItemParam], Field(min_length=1, max_length=MAX_ITEMS)]
@@ -67,8 +71,28 @@ class ItemsCreateBody(BaseModel):
     """The items to add at the conversation's end (1 to 20)."""
 
 
+def _check_metadata(metadata: Any) -> None:
+    """OpenAI's limits on metadata, each named (a wrong type is left to the model)."""
+    if not isinstance(metadata, dict):
+        return
+    if len(metadata) > MAX_PAIRS:
+        raise invalid(f"'metadata' may have at most {MAX_PAIRS} pairs, not {len(metadata)}", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > MAX_KEY:
+            raise invalid(
+                f"'metadata' keys may be at most {MAX_KEY} characters long, not {len(key)}", param="metadata"
+            )
+        if isinstance(value, str) and len(value) > MAX_VALUE:
+            raise invalid(
+                f"'metadata.{key}' may be at most {MAX_VALUE} characters long, not {len(value)}",
+                param="metadata",
+            )
+
+
 def parsed[M: BaseModel](model: type[M], body: dict[str, Any]) -> M:
     """``body`` as ``model``; a 400 naming its first bad field."""
+    if "metadata" in model.model_fields:
+        _check_metadata(body.get("metadata"))
     try:
         return model.model_validate(body)
     except pydantic.ValidationError as exc:

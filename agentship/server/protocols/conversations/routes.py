@@ -101,13 +101,13 @@ class ConversationRoutes:
     async def _input(self, store: StateStore, user: str, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Checked input items, references resolved, as the session keeps them."""
         checked = items.checked_kinds(raw)
-        if wanted := references(checked):
-            checked = substitute(checked, await store.responses.items(user, wanted))
+        if wanted := references(checked, "items"):
+            checked = substitute(checked, await store.responses.items(user, wanted), "items")
         return items.to_store(checked)
 
     async def _listed(self, request: Request) -> tuple[str, list[items.Listed]]:
-        conversation_id = self._id(request)
-        found = await self._store().openai_conversations.items(self._user(request), conversation_id)
+        store, user, conversation_id = self._store(), self._user(request), self._id(request)
+        found = await store.openai_conversations.items(user, conversation_id)
         if found is None:
             raise not_found(conversation_id)
         return conversation_id, items.wired(conversation_id, found)
@@ -128,8 +128,8 @@ class ConversationRoutes:
         return await self._answer(request, self._retrieve)
 
     async def _retrieve(self, request: Request) -> Conversation:
-        conversation_id = self._id(request)
-        rec = await self._store().openai_conversations.get(self._user(request), conversation_id)
+        store, user, conversation_id = self._store(), self._user(request), self._id(request)
+        rec = await store.openai_conversations.get(user, conversation_id)
         if rec is None:
             raise not_found(conversation_id)
         return conversation(rec)

@@ -176,19 +176,22 @@ def input_items(parsed: ResponsesBody) -> list[dict[str, Any]]:
     return list(parsed.input)
 
 
-def references(items: list[dict[str, Any]]) -> list[str]:
+def references(items: list[dict[str, Any]], param: str = "input") -> list[str]:
     """The ids that ``item_reference`` items point at."""
     ids = []
     for index, item in enumerate(items):
         if item.get("type") == "item_reference":
             if not isinstance(item.get("id"), str) or not item["id"]:
-                raise invalid(f"'input[{index}]' is an item_reference without an 'id'", param="input")
+                raise invalid(f"'{param}[{index}]' is an item_reference without an 'id'", param=param)
             ids.append(item["id"])
     return ids
 
 
-def substitute(items: list[dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """``items`` with every ``item_reference`` replaced by the stored item; 400 naming a missing one."""
+def substitute(
+    items: list[dict[str, Any]], found: dict[str, dict[str, Any]], param: str = "input"
+) -> list[dict[str, Any]]:
+    """``items`` (the request's ``param``) with every ``item_reference`` replaced by the stored
+    item; 400 naming a missing one."""
     out = []
     for index, item in enumerate(items):
         if item.get("type") != "item_reference":
@@ -199,8 +202,8 @@ def substitute(items: list[dict[str, Any]], found: dict[str, dict[str, Any]]) ->
             raise HttpError(
                 400,
                 "invalid_request_error",
-                f"'input[{index}]' is an item_reference to {item['id']!r}, which is not a stored item of "
-                "this user (it may have expired, or been sent with store: false)",
-                param="input",
+                f"'{param}[{index}]' is an item_reference to {item['id']!r}, which is not a stored item "
+                "of this user (it may have expired, or been sent with store: false)",
+                param=param,
             )
     return out
