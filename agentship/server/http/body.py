@@ -72,10 +72,39 @@ def _no_constants(literal: str) -> Any:
     raise ValueError(f"{literal} is not a valid JSON number")
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """A request body as a JSON object; :class:`HttpError` (400) naming what is wrong."""
+def _where(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "body"
+
+
+def _unstorable(value: Any, path: tuple[str | int, ...] = ()) -> str | None:
+    """The first string (key or value) no store keeps, and why: a NUL character (PostgreSQL's
+    text and JSON refuse it), or half a surrogate pair (not UTF-8). None if there is none."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"'{_where(path)}' contains a NUL character (\\u0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"'{_where(path)}' contains half of a surrogate pair, which is not text"
+        return None
+    children: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        if isinstance(key, str) and (problem := _unstorable(key, path)):
+            owner = f"a key of '{_where(path)}'" if path else "a key of the request body"
+            return problem.replace(f"'{_where(path)}'", owner, 1)
+        if problem := _unstorable(child, (*path, key)):
+            return problem
+    return None
+
+
+def parse_json(body: bytes, needs: str = "with an 'input' field") -> dict[str, Any]:
+    """A request body as a JSON object; :class:`HttpError` (400) naming what is wrong. ``needs``
+    says what an empty body lacks."""
     if not body.strip():
-        raise invalid("the request body is empty; send a JSON object with an 'input' field")
+        raise invalid(f"the request body is empty; send a JSON object {needs}".rstrip())
     if (depth := too_deep(body)) is not None:
         raise invalid(
             f"the request body nests arrays or objects {depth} levels deep; the limit is {MAX_DEPTH}"
@@ -96,6 +125,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise invalid(f"the request body is not acceptable JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise invalid(f"the request body must be a JSON object, not {type(data).__name__}")
+    if problem := _unstorable(data):
+        raise invalid(problem)
     return data
 
 

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import pydantic
-from pydantic.json_schema import JsonSchemaMode
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -73,10 +74,24 @@ def _rewritten(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
+class _StableSchema(GenerateJsonSchema):
+    """Union members in one order, whatever the process imported first: ``typing`` caches a
+    union by its members as a set, so ``str | float`` may come back as ``float | str`` (and a
+    model's validation and serialization schemas then differ, and are named apart)."""
+
+    def union_schema(self, schema: core_schema.UnionSchema) -> JsonSchemaValue:
+        out = super().union_schema(schema)
+        if isinstance(out.get("anyOf"), list):
+            out["anyOf"] = sorted(out["anyOf"], key=lambda choice: json.dumps(choice, sort_keys=True))
+        return out
+
+
 def schemas(keys: list[Key]) -> tuple[dict[Key, Any], dict[str, Any]]:
     """Each type's schema (a ``$ref`` for models), and the components they refer to."""
     inputs = [(key[0], key[1], pydantic.TypeAdapter(key[0])) for key in keys]
-    by_key, definitions = pydantic.TypeAdapter.json_schemas(inputs, ref_template=REF)
+    by_key, definitions = pydantic.TypeAdapter.json_schemas(
+        inputs, ref_template=REF, schema_generator=_StableSchema
+    )
     defs = definitions.get("$defs", {})
     names = _renamed(defs)
     components = {names[name]: _rewritten(schema, names) for name, schema in defs.items()}

@@ -87,7 +87,7 @@ class ConversationRoutes:
         raw = await read_body(request, self.services.settings.body_limits)
         if not raw.strip() and empty_is is not None:
             return empty_is
-        return parse_json(raw)
+        return parse_json(raw, needs="")
 
     async def _answer(self, request: Request, action: Action, status: int = 200) -> Response:
         try:

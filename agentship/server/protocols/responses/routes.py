@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agentship.server.core.errors import HttpError, classify, invalid
-from agentship.server.http.identity import identify
+from agentship.server.http.identity import MAX_ID, identify
 from agentship.server.protocols.conversations.bodies import INCLUDABLE
 from agentship.server.protocols.responses.events import Event, frame, replay
 from agentship.state import StateStore, StoredResponse
@@ -85,7 +85,9 @@ class StoredRoutes:
         return identify(request.scope, request.query_params.get("user")).user
 
     async def _found(self, request: Request) -> StoredResponse:
-        response_id = request.path_params["response_id"]
+        response_id = str(request.path_params["response_id"])
+        if len(response_id) > MAX_ID or not response_id.isprintable():
+            raise not_found(response_id)  # no response has such an id (and no store is asked)
         rec = await self._store().responses.get(self._user(request), response_id)
         if rec is None:
             raise not_found(response_id)
