@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlflow.types.responses import ResponsesAgentResponse
+from mlflow.types.responses import ResponsesAgentResponse, ResponsesAgentStreamEvent
 from openai.types.conversations import (
     Conversation,
     ConversationDeletedResource,
     ConversationItem,
     ConversationItemList,
 )
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseStreamEvent
 from starlette.routing import BaseRoute
 
 from agentship.server.http.endpoint import AgentEndpoint
@@ -117,8 +117,8 @@ def _responses(prefix: str, suffix: str) -> list[Api]:
     p = f"{prefix}/responses"
     one = f"{p}/{{response_id}}"
     return [
-        Api(p, "POST", Operation(f"createResponse{suffix}", "Create a response: run the agent.", tag, body=ResponsesBody, reply=Response, media=(JSON, SSE)), lambda h: h.responses),
-        Api(one, "GET", Operation(f"getResponse{suffix}", "A stored response, or its events replayed (stream=true).", tag, reply=Response, media=(JSON, SSE), query=(INCLUDE, STREAM, STARTING_AFTER, USER)), lambda h: h.stored.get),
+        Api(p, "POST", Operation(f"createResponse{suffix}", "Create a response: run the agent.", tag, body=ResponsesBody, reply=Response, media=(JSON, SSE), events=ResponseStreamEvent), lambda h: h.responses),
+        Api(one, "GET", Operation(f"getResponse{suffix}", "A stored response, or its events replayed (stream=true).", tag, reply=Response, media=(JSON, SSE), events=ResponseStreamEvent, query=(INCLUDE, STREAM, STARTING_AFTER, USER)), lambda h: h.stored.get),
         Api(one, "DELETE", Operation(f"deleteResponse{suffix}", "Delete a stored response.", tag, reply=ResponseDeleted, query=(USER,)), lambda h: h.stored.delete),
         Api(f"{one}/cancel", "POST", Operation(f"cancelResponse{suffix}", "Cancel a background response.", tag, reply=Response, query=(USER,)), lambda h: h.stored.cancel),
         Api(f"{one}/input_items", "GET", Operation(f"listInputItems{suffix}", "A stored response's input items.", tag, reply=InputItemPage, query=PAGE), lambda h: h.stored.input_items),
@@ -166,7 +166,7 @@ def table(a2a: bool) -> list[Api]:
     """Every route of a server (with its A2A routes if ``a2a``)."""
     invoke = Operation(
         "invoke", "Run the agent, in MLflow's ResponsesAgent format.", "invocations",
-        body=InvocationsBody, reply=ResponsesAgentResponse, media=(JSON, SSE),
+        body=InvocationsBody, reply=ResponsesAgentResponse, media=(JSON, SSE), events=ResponsesAgentStreamEvent,
     )  # fmt: skip
     apis = [Api("/invocations", "POST", invoke, lambda h: h.invocations)]
     for prefix, suffix in (("/v1", ""), ("", "Unversioned")):

@@ -90,7 +90,9 @@ def _unstorable(value: Any, path: tuple[str | int, ...] = ()) -> str | None:
         except UnicodeEncodeError:
             return f"'{_where(path)}' contains half of a surrogate pair, which is not text"
         return None
-    children: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    children: Any = (
+        value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    )
     for key, child in children:
         if isinstance(key, str) and (problem := _unstorable(key, path)):
             owner = f"a key of '{_where(path)}'" if path else "a key of the request body"

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import typing
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
@@ -24,7 +25,7 @@ from starlette.responses import Response
 
 import agentship
 from agentship.server.core.errors import ErrorBody
-from agentship.server.http.operation import JSON, Documented, Operation
+from agentship.server.http.operation import JSON, SSE, Documented, Operation
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{(\w+)}")
@@ -44,6 +45,7 @@ def _keys(entries: list[Documented]) -> list[Key]:
         op = entry.operation
         keys += [(op.body, "validation")] if op.body is not None else []
         keys += [(op.reply, "serialization")] if op.reply is not None else []
+        keys += [(op.events, "serialization")] if op.events is not None else []
     return list(dict.fromkeys(keys))
 
 
@@ -119,11 +121,42 @@ def _parameters(entry: Documented) -> list[dict[str, Any]]:
     return out
 
 
+def event_names(events: Any) -> list[str]:
+    """The ``type`` values of a union of event models (the SSE ``event:`` names), sorted."""
+    names: set[str] = set()
+    for member in typing.get_args(events) or (events,):
+        if typing.get_origin(member) is not None:  # Annotated[Union[...], ...], or a nested union
+            names.update(event_names(member))
+        elif isinstance(member, type) and issubclass(member, pydantic.BaseModel):
+            field = member.model_fields.get("type")
+            if field is not None and typing.get_origin(field.annotation) is Literal:
+                names.update(typing.get_args(field.annotation))
+    return sorted(names)
+
+
+def _event_schema(op: Operation, by_key: dict[Key, Any]) -> dict[str, Any]:
+    """One server-sent event, as OpenAPI 3.1 describes an event stream's item: ``event`` its
+    name (the data's ``type``, or none: ``message``), ``data`` the JSON of ``op.events``."""
+    data: dict[str, Any] = {"type": "string"}
+    event: dict[str, Any] = {"type": "string"}
+    if op.events is not None:
+        data |= {"contentMediaType": JSON, "contentSchema": by_key[(op.events, "serialization")]}
+        if names := event_names(op.events):
+            event["enum"] = names
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {"event": event, "data": data, "id": {"type": "string"}, "retry": {"type": "integer"}},
+    }
+
+
 def _success(op: Operation, by_key: dict[Key, Any]) -> dict[str, Any]:
     content: dict[str, Any] = {}
     for media in op.media:
         if media == JSON:
             content[JSON] = {"schema": by_key[(op.reply, "serialization")] if op.reply is not None else {}}
+        elif media == SSE:
+            content[SSE] = {"schema": _event_schema(op, by_key)}
         else:
             content[media] = {"schema": {"type": "string"}}
     return {"description": op.summary, "content": content}

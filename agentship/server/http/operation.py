@@ -43,6 +43,8 @@ class Operation:
     status: int = 200
     media: tuple[str, ...] = (JSON,)
     """The success answer's media types: ``text/event-stream`` when it can stream."""
+    events: Any = None
+    """The type of each streamed event's ``data`` (JSON), when ``media`` has ``text/event-stream``."""
     query: tuple[Param, ...] = ()
     open: bool = False
     """Whether it is served without a bearer key when keys are on."""
