@@ -5,6 +5,7 @@
     agentship client served http://127.0.0.1:8000 "question" [--stream] ...    ask a served agent
     agentship evaluate models:/NAME@ALIAS --dataset FILE ...                    evaluate, gate
     agentship configs [--copy DIR]                                              the example configs
+    agentship llama-stack ingest DIR [--name NAME] ...                          a vector store from files
     agentship --version
 
 Each subcommand takes the flags of the command it stands for (``agentship log --help``).
@@ -20,13 +21,15 @@ from pathlib import Path
 import agentship
 
 _USAGE = (
-    "usage: agentship {log,serve,client,evaluate,configs} ...\n"
+    "usage: agentship {log,serve,client,evaluate,configs,llama-stack} ...\n"
     "       agentship --version\n\n"
     "  log       log an agent as an MLflow model and register it\n"
     "  serve     serve a logged or registered agent (python -m agentship.server)\n"
     "  client    ask a served agent (served URL), a logged one (local MODEL_URI) or an A2A agent\n"
     "  evaluate  evaluate an agent with mlflow.genai.evaluate and gate an alias on the scores\n"
     "  configs   list the example model configs, or copy them: agentship configs --copy DIR\n"
+    "  llama-stack ingest DIR\n"
+    "            make a vector store on a Llama Stack / OGX server from a folder of files, print its id\n"
 )
 
 
@@ -74,12 +77,19 @@ def _configs(argv: list[str]) -> int:
     return 0
 
 
+def _llama_stack(argv: list[str]) -> int:
+    from agentship.llama_stack.ingest_cli import main
+
+    return main(argv, prog="agentship llama-stack")
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "log": _log,
     "serve": _serve,
     "client": _client,
     "evaluate": _evaluate,
     "configs": _configs,
+    "llama-stack": _llama_stack,
 }
 
 

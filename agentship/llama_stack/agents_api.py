@@ -59,7 +59,7 @@ class AgentsApiMode:
             "instructions": config.instructions,
             "name": config.name,
             "toolgroups": [
-                *(g.name if not g.args else g.model_dump() for g in config.toolgroup_list()),
+                *(g.wire() for g in config.toolgroup_list()),
                 *(f"mcp::{s.name}" for s in config.mcp_servers),
             ],
             "client_tools": [agents_tool_def(t, self.prefix) for t in self.rt.tools.values()],

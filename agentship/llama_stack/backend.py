@@ -12,7 +12,7 @@ from agentship.errors import AgentError, BackendError, BackendStatusError, State
 from agentship.events import AgentEvent, Completed, with_custom_outputs
 from agentship.llama_stack.agents_api import AgentsApiMode
 from agentship.llama_stack.checks import check_settings, check_vector_stores
-from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
+from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv, with_vector_stores_from_env
 from agentship.llama_stack.conversations import ConversationMap, ConversationState, InMemoryConversationMap
 from agentship.llama_stack.detect import Detected, detect, resolve_model
 from agentship.llama_stack.http import ServerHTTP
@@ -38,8 +38,8 @@ class LlamaStackBackend:
         environ: Mapping[str, str],
         conversations: ConversationMap | None = None,
     ) -> None:
-        self.config = config
         self.env = LlamaStackEnv.from_environ(environ)
+        self.config = with_vector_stores_from_env(config, environ)
         self.tools = load_client_tools(config.client_tools)
         self._conversations = conversations
         self._state_settings = StateSettings.from_environ(environ)

@@ -8,7 +8,7 @@ placeholder such as ``vs_replace_me`` fails at load instead of silently retrievi
 from __future__ import annotations
 
 from agentship.errors import BackendStatusError, ConfigError
-from agentship.llama_stack.config import LlamaStackConfig, LlamaStackEnv
+from agentship.llama_stack.config import RAG_PREFIX, LlamaStackConfig, LlamaStackEnv
 from agentship.llama_stack.detect import Detected
 from agentship.llama_stack.http import ServerHTTP
 
@@ -31,7 +31,7 @@ def check_settings(config: LlamaStackConfig, env: LlamaStackEnv, mode: Detected)
             f"toolgroups {[g.name for g in groups]} cannot run: {where}, which has no server-side tools"
         )
     if mode.kind == "responses":
-        other = [g.name for g in groups if not g.name.startswith("builtin::rag")]
+        other = [g.name for g in groups if not g.name.startswith(RAG_PREFIX)]
         if other:
             raise ConfigError(
                 f"toolgroups {other} cannot run: {where}, where only RAG toolgroups "
@@ -94,7 +94,8 @@ async def check_vector_stores(http: ServerHTTP, config: LlamaStackConfig, mode: 
         ]
         raise ConfigError(
             f"vector store(s) {missing} named by the RAG toolgroups do not exist on {http.base_url}; "
-            f"available: {', '.join(known[:10]) or 'none'} (create one, then use the id the server gave it)"
+            f"available: {', '.join(known[:10]) or 'none'} (make one with `agentship llama-stack ingest DIR`, "
+            "then use the id it prints)"
         )
 
 

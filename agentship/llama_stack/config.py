@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agentship.errors import ConfigError, invalid_config
 from agentship.openai_agents.config import McpServerConfig
@@ -17,11 +17,31 @@ from agentship.openai_agents.config import McpServerConfig
 ApiMode = Literal["auto", "agents", "responses", "chat_completions"]
 
 
+RAG_PREFIX = "builtin::rag"
+
+
 class Toolgroup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Toolgroup id, e.g. 'builtin::rag/knowledge_search'.")
     args: dict[str, Any] = Field(default_factory=dict, description="e.g. {'vector_db_ids': [...]}")
+    vector_store_ids_from_env: str | None = Field(
+        None,
+        description="RAG toolgroups: the serve-time variable holding vector store ids (comma-separated), "
+        "added to args' vector_db_ids at load; the load fails while it is unset.",
+    )
+
+    @model_validator(mode="after")
+    def _from_env_is_for_rag(self) -> Toolgroup:
+        if self.vector_store_ids_from_env is not None and not self.name.startswith(RAG_PREFIX):
+            raise ValueError(
+                f"toolgroup {self.name!r}: vector_store_ids_from_env is for {RAG_PREFIX} toolgroups"
+            )
+        return self
+
+    def wire(self) -> str | dict[str, Any]:
+        """The toolgroup as the Agents API takes it: its id, or ``{name, args}``."""
+        return {"name": self.name, "args": self.args} if self.args else self.name
 
 
 class Sampling(BaseModel):
@@ -76,7 +96,7 @@ class LlamaStackConfig(BaseModel):
         """Vector stores named by RAG toolgroups (used as file_search in Responses mode)."""
         ids: list[str] = []
         for group in self.toolgroup_list():
-            if group.name.startswith("builtin::rag"):
+            if group.name.startswith(RAG_PREFIX):
                 raw = group.args.get("vector_db_ids") or group.args.get("vector_store_ids") or []
                 ids.extend(str(i) for i in raw)
         return ids
@@ -103,6 +123,30 @@ class LlamaStackEnv(BaseModel):
             model=environ.get("LLAMASTACK_MODEL") or None,
             api_key=environ.get("LLAMASTACK_API_KEY") or None,
         )
+
+
+def with_vector_stores_from_env(config: LlamaStackConfig, environ: Mapping[str, str]) -> LlamaStackConfig:
+    """The config with each RAG toolgroup's ``vector_store_ids_from_env`` read into its args. Pure."""
+    groups: list[str | Toolgroup] = []
+    for group in config.toolgroup_list():
+        variable = group.vector_store_ids_from_env
+        if variable is None:
+            groups.append(group)
+            continue
+        ids = [i.strip() for i in environ.get(variable, "").split(",") if i.strip()]
+        if not ids:
+            raise ConfigError(
+                f"toolgroup {group.name!r} reads its vector store ids from ${variable}, which is not set: "
+                f"make a vector store (agentship llama-stack ingest DIR) and set {variable} to its id"
+            )
+        key = (
+            "vector_store_ids"
+            if "vector_store_ids" in group.args and "vector_db_ids" not in group.args
+            else "vector_db_ids"
+        )
+        args = {**group.args, key: [*group.args.get(key, []), *ids]}
+        groups.append(Toolgroup(name=group.name, args=args))
+    return config.model_copy(update={"toolgroups": groups})
 
 
 def parse_config(raw: Mapping[str, Any] | None) -> LlamaStackConfig:

@@ -1,8 +1,8 @@
 """MLflow model-from-code: an agent on a Llama Stack server as a ResponsesAgent.
 
 Log it with ``agentship log --agent llama-stack``. Behaviour comes from the model config (see
-``agentship/configs/llama_stack.yaml``); the server, agent, model and key come from
-``LLAMASTACK_BASE_URL``, ``LLAMASTACK_AGENT_ID``, ``LLAMASTACK_MODEL`` and
+``agentship/configs/llama_stack.yaml``, and ``llama_stack_rag.yaml`` for RAG); the server, agent,
+model and key come from ``LLAMASTACK_BASE_URL``, ``LLAMASTACK_AGENT_ID``, ``LLAMASTACK_MODEL`` and
 ``LLAMASTACK_API_KEY`` when the model is served. At load the wrapper detects the server's API:
 Agents API on /v1 (0.2.x) or /v1alpha (0.3.x), Responses + Conversations (0.4+, OGX 1.x), or chat
 completions (any OpenAI-compatible server).

@@ -126,7 +126,8 @@ CATALOG: tuple[EnvVar, ...] = (
         "LLAMASTACK_BASE_URL",
         "backend",
         "required",
-        "The Llama Stack / OGX server, without `/v1`, e.g. `http://ogx:8321`.",
+        "The Llama Stack / OGX server, without `/v1`, e.g. `http://ogx:8321` (also the server "
+        "`agentship llama-stack ingest` makes a vector store on, unless `--base-url` names one).",
     ),
     EnvVar(
         "LLAMASTACK_MODEL",

@@ -21,6 +21,7 @@ def cli_page() -> str:
     from agentship import cli
     from agentship.client.cli import _parser as client_parser
     from agentship.evaluation.cli import build_parser as evaluate_parser
+    from agentship.llama_stack.ingest_cli import EXIT_CODES, ingest_parser
     from agentship.log_cli import build_parser as log_parser
     from agentship.server.cli import _parser as serve_parser
 
@@ -49,6 +50,15 @@ def cli_page() -> str:
             "From a checkout: `python logging_scripts/evaluate_agent.py`; `mlflow run . -e evaluate`. "
             "Exit codes: 0 evaluated (and the gate passed), 1 the gate failed, 2 a usage error, "
             "3 the evaluation failed midway.",
+        ),
+        cli_ref.Command(
+            "agentship llama-stack ingest",
+            ingest_parser("agentship llama-stack ingest"),
+            "Prints only the vector store's id on stdout (`VS=$(agentship llama-stack ingest docs/)`); "
+            "the server's key is read from `LLAMASTACK_API_KEY`. See "
+            "[RAG](../guides/llama-stack-agent.md#rag-a-vector-store-from-a-folder). Exit codes: "
+            + "; ".join(f"`{code}` {meaning}" for code, meaning in EXIT_CODES.items())
+            + ".",
         ),
     ]
     top = cli._USAGE.strip()

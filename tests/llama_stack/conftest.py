@@ -3,10 +3,12 @@ backed by the scripted model server, plus the chat-completions fallback pointed 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ class Target:
     scripted: ServerProcess
     make_knowledge_base: Callable[[str], dict] | None = None  # text -> toolgroup config
     served_model: str | None = None  # the server's id for ``model``, when it names it otherwise
+    vector_stores: str = "/v1"  # where its OpenAI-compatible vector stores and files APIs live
+    embedding_model: str = "openai/scripted-embed"  # the run config's only embedding model
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,8 @@ def target_agents_02(llama_stack_02: ServerProcess, scripted: ServerProcess) -> 
         scripted,
         kb_02(llama_stack_02),
         served_model="vllm/scripted-model",  # run-0.2.yaml registers it under its provider
+        vector_stores="/v1/openai/v1",
+        embedding_model="vllm/scripted-embed",
     )
 
 
@@ -241,6 +247,53 @@ def server_target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture(params=AGENTS_TARGETS, ids=lambda p: p.removeprefix("target_"))
 def agents_target(request: pytest.FixtureRequest) -> Target:
     return request.getfixturevalue(request.param)
+
+
+# A folder to ingest: three small files (each one chunk), plus what ingest skips.
+HANDBOOK = {
+    "kettle.md": "The Quillon kettle whistles in B flat.",
+    "notes/harbour.txt": "Harbour office hours are nine to five on weekdays.",
+    "zorblax.txt": FACT,
+}
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """One run of ``agentship llama-stack ingest`` against a server."""
+
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def handbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("handbook")
+    for name, text in {**HANDBOOK, ".hidden/secret.txt": "not ingested", "empty.txt": ""}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ingested(handbook: Path) -> Callable[[Target], Ingested]:
+    """The handbook ingested into each server once (in this process: the command's own process
+    is tried by test_ingest.py)."""
+    from agentship.llama_stack.ingest_cli import main
+
+    done: dict[str, Ingested] = {}
+
+    def run(target: Target) -> Ingested:
+        if target.name not in done:
+            name = f"handbook-{target.name}-{uuid.uuid4().hex[:6]}"
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main(["ingest", str(handbook), "--name", name, "--base-url", target.base_url])
+            done[target.name] = Ingested(name, code, out.getvalue(), err.getvalue())
+        return done[target.name]
+
+    return run
 
 
 TOOLS = "agentship.examples.tools"
