@@ -58,12 +58,36 @@ async def take_paused(
         return None
     try:
         state: RunState[Any, Any] = await RunState.from_json(
-            agent, taken.state, context_override=RunContextWrapper(context)
+            agent, plain_assistant_messages(taken.state), context_override=RunContextWrapper(context)
         )
     except BaseException:
         await _best_effort(store.paused.restore(taken), "put back a paused run that cannot be resumed")
         raise
     return Resumption(state, taken, _apply(state, plan))
+
+
+def plain_assistant_messages(state_json: dict[str, Any]) -> dict[str, Any]:
+    """``state_json`` with its input's assistant messages as the run was given them. Pure.
+
+    The SDK (0.24) saves ``{"role": "assistant", "content": TEXT}`` as
+    ``{"role": "assistant", "content": [output_text parts], "status": "completed"}``: no ``type``,
+    and a ``status`` that its own Chat Completions converter refuses ("Unhandled item type or
+    structure") when the run resumes, so an approval failed in any conversation with an earlier
+    answer. The text goes back to the form :func:`~agentship.openai_agents.convert.to_run_input`
+    gives."""
+    original = state_json.get("original_input")
+    if not isinstance(original, list):
+        return state_json
+    return {**state_json, "original_input": [_plain(item) for item in original]}
+
+
+def _plain(item: Any) -> Any:
+    if not isinstance(item, dict) or item.get("role") != "assistant" or "type" in item:
+        return item
+    content = item.get("content")
+    if not isinstance(content, list) or not all(isinstance(p, dict) and "text" in p for p in content):
+        return item
+    return {"role": "assistant", "content": "".join(str(p["text"]) for p in content)}
 
 
 def _apply(state: RunState[Any, Any], plan: RequestPlan) -> dict[str, dict[str, Any]]:

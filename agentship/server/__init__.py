@@ -8,6 +8,7 @@ layout follows a request (``docs/architecture.md``):
   background responses) and A2A, each turning requests into agent runs and runs into answers;
 * :mod:`.core`: the model runner, one request's run, admission, errors;
 * :mod:`.observability`: Prometheus metrics and the OTLP settings;
+* :mod:`.playground`: the page at ``/playground`` that chats with the agent in a browser;
 * :mod:`.integrations`: Ray Serve;
 * :mod:`.services` builds all of it at startup, :mod:`.app` makes the routes from it.
 """

@@ -1,7 +1,8 @@
 """``agentship serve -m MODEL_URI [-p PORT] [-h HOST] [-w WORKERS] [-t TIMEOUT] [--a2a]``: serve
 any logged or registered ResponsesAgent (``models:/NAME/VERSION``, ``models:/NAME@alias``,
 ``runs:/…``, or a model directory). The flags are those of ``mlflow models serve``; ``--a2a``
-serves it over the Agent2Agent protocol too. (``python -m agentship.server`` and, from a
+serves it over the Agent2Agent protocol too; the playground page is at ``/playground`` unless
+``--no-playground``. (``python -m agentship.server`` and, from a
 checkout, ``python -m serving`` are the same command.)"""
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "JSON-RPC (protocol 1.0 and 0.3) at / (needs pip install 'agentship-mlflow[a2a]')",
     )
     parser.add_argument("--a2a-url", help="the URL A2A clients reach this server at, for the agent card")
+    parser.add_argument(
+        "--no-playground",
+        dest="playground",
+        action="store_false",
+        help="do not serve the playground page at /playground",
+    )
+    parser.add_argument(
+        "--mlflow-ui-url",
+        help="the MLflow UI the playground links traces to (default: the tracking URI if it is http(s))",
+    )
     parser.add_argument(
         "--api-keys-file",
         help="require a bearer key: a file of NAME:KEY lines, re-read when it changes "
@@ -125,6 +136,8 @@ def main(argv: list[str] | None = None, prog: str = "agentship serve") -> int:
         ("SERVING_MODEL_NAME", args.model_name),
         ("SERVING_A2A", "true" if args.a2a or args.a2a_url else None),
         ("SERVING_A2A_URL", args.a2a_url),
+        ("SERVING_PLAYGROUND", None if args.playground else "false"),
+        ("SERVING_MLFLOW_UI_URL", args.mlflow_ui_url),
         ("SERVING_DRAIN_TIMEOUT_S", drain),
         ("AGENTSHIP_STATE_URL", args.state_url),
         ("AGENTSHIP_STATE_TTL_S", args.state_ttl),

@@ -28,6 +28,7 @@ from agentship.server.http.info import Health, InfoRoutes, ModelList, Ready, Ver
 from agentship.server.http.openapi import OpenApiEndpoint
 from agentship.server.http.operation import JSON, SSE, TEXT, ApiRoute, Method, Operation, Param
 from agentship.server.observability import metrics
+from agentship.server.playground.routes import CSS, HTML, JAVASCRIPT, PlaygroundConfig, PlaygroundRoutes
 from agentship.server.protocols.conversations.bodies import (
     INCLUDABLE,
     ConversationCreateBody,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 A2A_CARD_PATH = "/.well-known/agent-card.json"
 """The A2A agent card's path (the a2a-sdk's ``AGENT_CARD_WELL_KNOWN_PATH``)."""
 A2A_RPC_PATH = "/"
+PLAYGROUND_PATH = "/playground"
 
 USER = Param(
     "user",
@@ -81,6 +83,7 @@ class Handlers:
     conversations: ConversationRoutes
     info: InfoRoutes
     openapi: OpenApiEndpoint
+    playground: PlaygroundRoutes | None
 
     @classmethod
     def of(cls, services: Services, apis: list[Api]) -> Handlers:
@@ -93,7 +96,12 @@ class Handlers:
             conversations=ConversationRoutes(services),
             info=InfoRoutes(services),
             openapi=OpenApiEndpoint(list(apis)),
+            playground=PlaygroundRoutes(services) if services.settings.playground else None,
         )
+
+    def play(self) -> PlaygroundRoutes:
+        assert self.playground is not None, "a playground route with --no-playground"
+        return self.playground
 
     def a2a_card(self) -> Any:
         assert self.services.a2a is not None, "an A2A route without --a2a"
@@ -162,8 +170,20 @@ def _a2a() -> list[Api]:
     ]  # fmt: skip
 
 
-def table(a2a: bool) -> list[Api]:
-    """Every route of a server (with its A2A routes if ``a2a``)."""
+def _playground() -> list[Api]:
+    tag = "playground (unless --no-playground)"
+    p = PLAYGROUND_PATH
+    return [
+        Api(p, "GET", Operation("playground", "The playground: a page that chats with the agent.", tag, media=(HTML,), open=True), lambda h: h.play().file("index.html")),
+        Api(f"{p}/playground.js", "GET", Operation("playgroundScript", "The playground's script.", tag, media=(JAVASCRIPT,), open=True), lambda h: h.play().file("playground.js")),
+        Api(f"{p}/stream.js", "GET", Operation("playgroundStreamScript", "The playground's reader of a response's events.", tag, media=(JAVASCRIPT,), open=True), lambda h: h.play().file("stream.js")),
+        Api(f"{p}/playground.css", "GET", Operation("playgroundStyle", "The playground's style sheet.", tag, media=(CSS,), open=True), lambda h: h.play().file("playground.css")),
+        Api(f"{p}/config", "GET", Operation("playgroundConfig", "What the playground page needs to know of the server.", tag, reply=PlaygroundConfig), lambda h: h.play().config),
+    ]  # fmt: skip
+
+
+def table(a2a: bool, playground: bool = True) -> list[Api]:
+    """Every route of a server (with its A2A routes if ``a2a``, its playground if ``playground``)."""
     invoke = Operation(
         "invoke", "Run the agent, in MLflow's ResponsesAgent format.", "invocations",
         body=InvocationsBody, reply=ResponsesAgentResponse, media=(JSON, SSE), events=ResponsesAgentStreamEvent,
@@ -171,12 +191,12 @@ def table(a2a: bool) -> list[Api]:
     apis = [Api("/invocations", "POST", invoke, lambda h: h.invocations)]
     for prefix, suffix in (("/v1", ""), ("", "Unversioned")):
         apis += _responses(prefix, suffix) + _conversations(prefix, suffix)
-    return apis + (_a2a() if a2a else []) + _info()
+    return apis + (_a2a() if a2a else []) + (_playground() if playground else []) + _info()
 
 
 def routes(services: Services) -> list[BaseRoute]:
     """Every route of the server, bound to its running services."""
-    apis = table(a2a=services.a2a is not None)
+    apis = table(a2a=services.a2a is not None, playground=services.settings.playground)
     handlers = Handlers.of(services, apis)
     return [
         ApiRoute(api.path, api.bind(handlers), method=api.method, operation=api.operation) for api in apis

@@ -45,6 +45,11 @@ class ServerSettings:
     """Serve the agent over A2A too (``/.well-known/agent-card.json`` and JSON-RPC at ``/``)."""
     a2a_url: str | None = None
     """The URL A2A clients reach the server at, for the agent card (default: the request's)."""
+    playground: bool = True
+    """Serve the playground page at ``/playground`` (a chat with the agent in a browser)."""
+    mlflow_ui_url: str | None = None
+    """The MLflow UI the playground links each request's trace to (default: the tracking URI,
+    when it is an MLflow server's ``http(s)://`` address)."""
 
     @property
     def body_limits(self) -> BodyLimits:

@@ -1,8 +1,11 @@
-"""A real MLflow UI (``mlflow server``) on loopback, and headless chromium looking at it.
+"""A real MLflow UI (``mlflow server``) on loopback, and headless chromium looking at it; and the
+same browser taking steps on the agent server's playground page.
 
-Used by ``scripts/screenshots.py`` (the README's pictures) and ``tests/e2e/test_mlflow_ui.py``.
-The browser side is ``scripts/ui/browse.mjs``: playwright-core driving Debian's chromium, both
-installed by ``scripts/ui_tools.sh`` (which prints the directory to pass as ``tools``).
+Used by ``scripts/screenshots.py`` (the README's pictures), ``tests/e2e/test_mlflow_ui.py`` and
+``tests/e2e/test_playground.py``. The browser side is ``scripts/ui/browse.mjs`` (look at a page)
+and ``scripts/ui/playground.mjs`` (take steps on the playground): playwright-core driving
+Debian's chromium, both installed by ``scripts/ui_tools.sh`` (which prints the directory to pass
+as ``tools``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from agentship.testing.processes import ServerProcess, free_port, start_server, 
 
 _REPO = Path(__file__).resolve().parents[2]
 BROWSE = _REPO / "scripts" / "ui" / "browse.mjs"
+PLAYGROUND = _REPO / "scripts" / "ui" / "playground.mjs"
 UI_TOOLS_SCRIPT = _REPO / "scripts" / "ui_tools.sh"
 UI_TOOLS_ENV = "AGENTSHIP_UI_TOOLS"
 
@@ -98,3 +102,25 @@ def screenshot(
         extra += ["--click", click, "--nth", str(nth)]
     browse(tools, "screenshot", url, str(out), *extra, wait=wait)
     return out
+
+
+def play(
+    tools: Path, url: str, steps: Sequence[dict[str, Any]], work: Path, timeout: float = 120
+) -> dict[str, Any]:
+    """Take ``steps`` on the playground at ``url`` (``scripts/ui/playground.mjs`` says which);
+    returns what it printed: ``results`` (what the page showed), ``calls`` (its requests to the
+    server) and ``errors`` (the page's own)."""
+    work.mkdir(parents=True, exist_ok=True)
+    steps_file = work / "steps.json"
+    steps_file.write_text(json.dumps(list(steps)))
+    result = subprocess.run(
+        ["node", str(PLAYGROUND), url, str(steps_file)],
+        env={**os.environ, UI_TOOLS_ENV: str(tools)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BrowserError(f"playground.mjs {url} failed:\n{result.stderr[-6000:]}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))

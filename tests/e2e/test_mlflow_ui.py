@@ -13,24 +13,13 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import SpanType
 
-from agentship.testing.mlflow_ui import find_ui_tools, page_text, screenshot, start_mlflow_ui, trace_url
+from agentship.testing.mlflow_ui import page_text, screenshot, start_mlflow_ui, trace_url
 from agentship.testing.processes import ServerProcess, start_mlflow_serve
 from tests.e2e.helpers import run_log_agent, wait_for_traces
 
 pytestmark = pytest.mark.e2e
 
 EXPERIMENT = "ui-traces"
-
-
-@pytest.fixture(scope="module")
-def ui_tools() -> Path:
-    tools = find_ui_tools()
-    if tools is None:
-        message = "no headless browser: run scripts/ui_tools.sh (scripts/test.sh does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return tools
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 import agentship
+from agentship.server.playground.routes import FILES
 from agentship.testing.processes import ServerProcess, free_port, start_server
 from tests.serving.clients import TOOL_ANSWER
 
@@ -113,6 +114,7 @@ def test_the_wheel_ships_the_package_its_configs_and_model_code_but_no_agents_pa
         "agentship/state/migrations/versions/0001_initial.py",
         "agentship/server/__main__.py",
         "agentship/client/__main__.py",
+        *(f"agentship/server/playground/{name}" for name in FILES),
     ):
         assert shipped in names
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
@@ -191,6 +193,11 @@ def test_agentship_serve_answers_from_the_registered_model(served: ServerProcess
     assert "response.completed" in streamed.text
     version = httpx.get(f"{served.url}/version", timeout=10).json()
     assert version["agentship"] == version["model_agentship"] == agentship.__version__
+    for name in FILES:  # the playground, from the installed package
+        path = "/playground" if name == "index.html" else f"/playground/{name}"
+        shipped = httpx.get(f"{served.url}{path}", timeout=10)
+        assert shipped.status_code == 200, path
+        assert shipped.content == (REPO / "agentship" / "server" / "playground" / name).read_bytes()
 
 
 def test_the_logged_model_records_the_agentship_version(installed: Installed, registered: str) -> None:

@@ -31,6 +31,7 @@ from agentship.openai_agents.convert import (
     to_run_input,
     usage_to_responses,
 )
+from agentship.openai_agents.resume import plain_assistant_messages
 
 AGENT = Agent(name="a")
 
@@ -218,3 +219,36 @@ def test_usage_maps_to_responses_usage() -> None:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": 14,
     }
+
+
+def test_a_paused_runs_assistant_messages_come_back_as_they_were_given() -> None:
+    """The SDK saves an assistant message with output_text parts and a status, which its own Chat
+    Completions converter refuses on resume."""
+    saved = {
+        "original_input": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Sunny"}],
+                "status": "completed",
+            },
+            {
+                "type": "message",
+                "role": "assistant",
+                "id": "msg_1",
+                "content": [{"type": "output_text", "text": "x"}],
+            },
+            {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+        ],
+        "other": 1,
+    }
+    assert plain_assistant_messages(saved) == {
+        "original_input": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": "Sunny"},
+            saved["original_input"][2],  # a full output message stays one
+            saved["original_input"][3],
+        ],
+        "other": 1,
+    }
+    assert plain_assistant_messages({"original_input": "hello"}) == {"original_input": "hello"}

@@ -7,7 +7,7 @@ a line, ``#`` comments; a mounted Kubernetes Secret, say; re-read when it change
 ``key-`` and the first 12 hex digits of the key's SHA-256, stable across replicas). With no
 entry, authentication is off.
 
-When on, every route but :data:`OPEN_PATHS` needs ``Authorization: Bearer <key>``; a missing or
+When on, every route but :data:`OPEN_PATHS` (the routes whose operation is ``open``) needs ``Authorization: Bearer <key>``; a missing or
 wrong key gets 401 in the OpenAI error shape. The key's identity is the request's user, by the
 identity rule's first step (:mod:`agentship.server.http.identity`): it overrides any
 ``x-user-id`` header or user the client sent, so a client cannot act as another user. A key file
@@ -34,9 +34,15 @@ _logger = logging.getLogger("agentship.server")
 
 KEYS_ENV = "AGENTSHIP_API_KEYS"
 KEYS_FILE_ENV = "AGENTSHIP_API_KEYS_FILE"
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/openapi.json", "/.well-known/agent-card.json"})
-"""Liveness, readiness and the metrics scrape stay open (probes and scrapers send no key), and
-the A2A agent card, which tells a client how to authenticate."""
+OPEN_PATHS = frozenset(
+    {
+        "/health", "/ready", "/metrics", "/openapi.json", "/.well-known/agent-card.json",
+        "/playground", "/playground/playground.js", "/playground/stream.js", "/playground/playground.css",
+    }
+)  # fmt: skip
+"""Liveness, readiness and the metrics scrape stay open (probes and scrapers send no key), the
+A2A agent card, which tells a client how to authenticate, and the playground's page and files (a
+browser cannot send a key for a page; the page asks for one and sends it on its own calls)."""
 
 
 class KeysError(ValueError):

@@ -33,7 +33,7 @@ DESCRIPTION = (
     "An agent served by agentship: MLflow's /invocations, OpenAI's Responses API (/v1/responses) "
     "and Conversations API (/v1/conversations), and, with --a2a, the Agent2Agent protocol. Errors "
     "are in OpenAI's shape. With bearer keys on (AGENTSHIP_API_KEYS), every route but /health, "
-    "/ready, /metrics, /openapi.json and the agent card needs one."
+    "/ready, /metrics, /openapi.json, the agent card and the playground's page and files needs one."
 )
 
 type Key = tuple[Any, JsonSchemaMode]
