@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the project (scripts/setup.sh), the Llama Stack test servers, the real small model, a
 # headless browser, Arize Phoenix and Ray Serve, checks style and types, and runs the whole suite.
-# Extra arguments go to pytest, e.g. scripts/test.sh -k serve -x
+# Beside it, the end-to-end subset in tests/floors.txt runs at the lowest versions pyproject.toml
+# declares (scripts/floors.sh; AGENTSHIP_FLOORS=0 skips it). Both must pass.
+# Extra arguments go to the whole suite's pytest, e.g. scripts/test.sh -k serve -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -35,4 +37,23 @@ cat "$real_model_err" >&2
 export AGENTSHIP_REAL_MODEL_DIR="$(cat "$real_model_out")"
 rm -f "$real_model_out" "$real_model_err"
 trap - EXIT
-exec python -m pytest "$@"
+if [ "${AGENTSHIP_FLOORS:-1}" = 1 ]; then
+  floors=$(bash scripts/floors.sh)
+  floors_tmp=$(mktemp -d -t agentship-floors.XXXXXX)
+  grep -v '^#' tests/floors.txt | xargs "$floors/bin/python" -m pytest -q -p no:cacheprovider \
+    --basetemp="$floors_tmp/tmp" > "$floors_tmp/pytest.log" 2>&1 &
+  floors_pid=$!
+fi
+status=0
+python -m pytest "$@" || status=$?
+if [ -n "${floors_pid:-}" ]; then
+  if wait "$floors_pid"; then
+    echo "floors: $(grep -E ' (passed|failed|error)' "$floors_tmp/pytest.log" | tail -1) (tests/floors.txt at the declared floors)"
+  else
+    grep -E '^(FAILED|ERROR)|^E  ' "$floors_tmp/pytest.log" | head -60 >&2
+    echo "floors: the subset failed at the declared floors: $(grep -E ' (passed|failed|error)' "$floors_tmp/pytest.log" | tail -1)" >&2
+    status=1
+  fi
+  rm -rf "$floors_tmp"
+fi
+exit "$status"

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Float, cast, event, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.elements import ColumnElement
 
 from agentship.errors import StateError
@@ -45,6 +46,7 @@ def create_engine(settings: StateSettings) -> AsyncEngine:
         engine = create_async_engine(
             settings.url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            poolclass=AsyncAdaptedQueuePool,  # SQLAlchemy before 2.0.38 gives aiosqlite a NullPool
             pool_size=1,
             max_overflow=0,
             pool_timeout=SQLITE_POOL_WAIT_S,
