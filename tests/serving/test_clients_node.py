@@ -1,6 +1,6 @@
 """The JavaScript clients people use, against a real ``python -m serving``'s ``/responses``.
 
-openai-node (``responses.create``, ``responses.stream()``) and the Vercel AI SDK
+openai-node (``responses.create``, ``responses.stream()``, the ``conversations`` resource) and the Vercel AI SDK
 (``@ai-sdk/openai`` with ``generateText``/``streamText``), installed by
 ``scripts/node_clients.sh`` from ``tests/serving/node/package-lock.json`` into the cache (the
 ``node_clients`` fixture). The scripts in ``tests/serving/node/`` run the conversation; these
@@ -9,9 +9,14 @@ tests check what they saw.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from openai.types.conversations import Conversation, ConversationItem, ConversationItemList
+from pydantic import TypeAdapter
 
 from agentship.testing.processes import ServerProcess
 from tests.serving.clients import (
@@ -87,3 +92,68 @@ def test_vercel_ai_sdk_runs_its_own_tool_and_the_agent_resumes(
         or seen["text"] == "The get_stock_price tool returned: NODE is at 12.34"
     )
     assert seen["steps"] == 2
+
+
+def test_openai_node_conversations(serving: ServerProcess, node_clients: Path) -> None:
+    """openai-node's ``conversations`` resource, as OpenAI's docs use it: create with an item and
+    metadata, two turns through ``responses.create({conversation})``, the items listed in pages of
+    two, one item added, read and deleted, the metadata updated, the conversation deleted."""
+    mark = marker()
+    seen = run_node(node_clients, "openai_node_conversations.mjs", f"{serving.url}/v1", f"node-{mark}", mark)
+    created = Conversation.model_validate(seen["created"])
+    assert CONVERSATION_ID.fullmatch(created.id)
+    assert (created.object, created.metadata) == ("conversation", {"topic": "weather"})
+    assert seen["retrieved"] == seen["created"]
+    assert seen["first"] == {"text": TOOL_ANSWER, "conversation": {"id": created.id}, "status": "completed"}
+    assert seen["second"] == {"text": f"You said: Thanks {mark}-second", "conversation": {"id": created.id}}
+
+    items = [ITEM.validate_python(item) for item in seen["items"]]
+    assert [item.type for item in items] == [
+        "message", "message", "function_call", "function_call_output", "message", "message", "message",
+    ]  # fmt: skip
+    messages = [_shown(items[i]) for i in (0, 1, 4, 5, 6)]
+    assert messages == [
+        _user(f"My name is Ada {mark}"),
+        _user(f"What is the weather in Paris? {mark}"),
+        _answer(TOOL_ANSWER),
+        _user(f"Thanks {mark}-second"),
+        _answer(f"You said: Thanks {mark}-second"),
+    ]
+    call, output = items[2], items[3]
+    assert call.type == "function_call" and output.type == "function_call_output"
+    assert (call.name, json.loads(call.arguments), call.status) == (
+        "get_weather",
+        {"city": "Paris"},
+        "completed",
+    )
+    assert (output.call_id, output.output, output.status) == (call.call_id, PARIS, "completed")
+    assert len({item.id for item in items}) == 7
+
+    added = ConversationItemList.model_validate(seen["added"])
+    (one,) = added.data
+    assert _shown(one) == _user(f"Remember blue {mark}")
+    assert (added.first_id, added.last_id, added.has_more) == (one.id, one.id, False)
+    assert seen["one"] == seen["added"]["data"][0]
+    assert Conversation.model_validate(seen["afterItemDelete"]) == created
+    assert seen["countAfterItemDelete"] == 7
+    assert seen["updated"] == {**seen["created"], "metadata": {"topic": "travel"}}
+    assert seen["deleted"] == {"id": created.id, "object": "conversation.deleted", "deleted": True}
+    assert seen["gone"] == {"status": 404, "type": "NotFoundError"}
+
+
+ITEM: TypeAdapter[ConversationItem] = TypeAdapter(ConversationItem)
+CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{48}")
+
+
+def _shown(item: ConversationItem) -> dict[str, Any]:
+    return {k: v for k, v in item.model_dump(exclude_unset=True).items() if k != "id"}
+
+
+def _user(text: str) -> dict[str, Any]:
+    content = [{"type": "input_text", "text": text}]
+    return {"type": "message", "role": "user", "status": "completed", "content": content}
+
+
+def _answer(text: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {"type": "message", "role": "assistant", "status": "completed", "content": content}
