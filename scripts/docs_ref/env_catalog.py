@@ -330,6 +330,13 @@ CATALOG: tuple[EnvVar, ...] = (
     ),
     EnvVar("AGENTSHIP_VENV", "scripts", "`.venv`", "The project's virtualenv (`scripts/setup.sh`)."),
     EnvVar(
+        "AGENTSHIP_FLOORS",
+        "scripts",
+        "`1`",
+        "`0` skips the end-to-end subset (`tests/floors.txt`) that `scripts/test.sh` runs at the "
+        "lowest versions `pyproject.toml` declares (`scripts/floors.sh`), beside the whole suite.",
+    ),
+    EnvVar(
         "AGENTSHIP_CACHE",
         "scripts",
         "`~/.cache/agentship`",
