@@ -67,8 +67,13 @@ def browse(
 ) -> dict[str, Any]:
     """Run ``browse.mjs MODE URL ARGS`` and return what it printed (JSON)."""
     waits = [part for text in wait for part in ("--wait", text)]
+    return _node(tools, BROWSE, [mode, url, *args, *waits], timeout)
+
+
+def _node(tools: Path, script: Path, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """Run one of ``scripts/ui``'s drivers with the installed tools: the JSON it printed last."""
     result = subprocess.run(
-        ["node", str(BROWSE), mode, url, *args, *waits],
+        ["node", str(script), *args],
         env={**os.environ, UI_TOOLS_ENV: str(tools)},
         capture_output=True,
         text=True,
@@ -76,7 +81,8 @@ def browse(
         check=False,
     )
     if result.returncode != 0:
-        raise BrowserError(f"browse.mjs {mode} {url} failed:\n{result.stderr[-3000:]}")
+        shown = " ".join(args[:2])
+        raise BrowserError(f"{script.name} {shown} failed:\n{result.stderr[-6000:]}")
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
@@ -113,14 +119,4 @@ def play(
     work.mkdir(parents=True, exist_ok=True)
     steps_file = work / "steps.json"
     steps_file.write_text(json.dumps(list(steps)))
-    result = subprocess.run(
-        ["node", str(PLAYGROUND), url, str(steps_file)],
-        env={**os.environ, UI_TOOLS_ENV: str(tools)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise BrowserError(f"playground.mjs {url} failed:\n{result.stderr[-6000:]}")
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return _node(tools, PLAYGROUND, [url, str(steps_file)], timeout)

@@ -8,6 +8,7 @@ every answer (as reasoning models do), so items finish out of the order they sta
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from openai.types.conversations import ConversationItem
 
 from agentship.testing.processes import ServerProcess
 
@@ -73,3 +75,34 @@ def run_node(directory: Path, script: str, *args: str) -> dict[str, Any]:
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stderr[-4000:]}"
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# -- the Conversations API's items, as the wire has them ---------------------------------------------
+CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{48}")
+"""The form of the ids the server gives its conversations."""
+
+
+def shown(item: ConversationItem) -> dict[str, Any]:
+    """An item as the wire has it, without its id (checked on its own)."""
+    return {k: v for k, v in item.model_dump(exclude_unset=True).items() if k != "id"}
+
+
+def listed_user(text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": text}],
+    }
+
+
+def listed_assistant(text: str) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": text, "annotations": []}]
+    return {"type": "message", "role": "assistant", "status": "completed", "content": content}
+
+
+def answered(text: str) -> dict[str, Any]:
+    """The agent's answer as its turn left it in the conversation (the SDK keeps the model's
+    ``logprobs``, none here)."""
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {"type": "message", "role": "assistant", "status": "completed", "content": content}

@@ -10,9 +10,7 @@ tests check what they saw.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from openai.types.conversations import Conversation, ConversationItem, ConversationItemList
@@ -20,13 +18,17 @@ from pydantic import TypeAdapter
 
 from agentship.testing.processes import ServerProcess
 from tests.serving.clients import (
+    CONVERSATION_ID,
     MODEL,
     PARIS,
     TOOL_ANSWER,
     Target,
+    answered,
     assert_history_reached_the_model,
+    listed_user,
     marker,
     run_node,
+    shown,
 )
 
 pytestmark = pytest.mark.e2e
@@ -111,13 +113,13 @@ def test_openai_node_conversations(serving: ServerProcess, node_clients: Path) -
     assert [item.type for item in items] == [
         "message", "message", "function_call", "function_call_output", "message", "message", "message",
     ]  # fmt: skip
-    messages = [_shown(items[i]) for i in (0, 1, 4, 5, 6)]
+    messages = [shown(items[i]) for i in (0, 1, 4, 5, 6)]
     assert messages == [
-        _user(f"My name is Ada {mark}"),
-        _user(f"What is the weather in Paris? {mark}"),
-        _answer(TOOL_ANSWER),
-        _user(f"Thanks {mark}-second"),
-        _answer(f"You said: Thanks {mark}-second"),
+        listed_user(f"My name is Ada {mark}"),
+        listed_user(f"What is the weather in Paris? {mark}"),
+        answered(TOOL_ANSWER),
+        listed_user(f"Thanks {mark}-second"),
+        answered(f"You said: Thanks {mark}-second"),
     ]
     call, output = items[2], items[3]
     assert call.type == "function_call" and output.type == "function_call_output"
@@ -131,7 +133,7 @@ def test_openai_node_conversations(serving: ServerProcess, node_clients: Path) -
 
     added = ConversationItemList.model_validate(seen["added"])
     (one,) = added.data
-    assert _shown(one) == _user(f"Remember blue {mark}")
+    assert shown(one) == listed_user(f"Remember blue {mark}")
     assert (added.first_id, added.last_id, added.has_more) == (one.id, one.id, False)
     assert seen["one"] == seen["added"]["data"][0]
     assert Conversation.model_validate(seen["afterItemDelete"]) == created
@@ -142,18 +144,3 @@ def test_openai_node_conversations(serving: ServerProcess, node_clients: Path) -
 
 
 ITEM: TypeAdapter[ConversationItem] = TypeAdapter(ConversationItem)
-CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{48}")
-
-
-def _shown(item: ConversationItem) -> dict[str, Any]:
-    return {k: v for k, v in item.model_dump(exclude_unset=True).items() if k != "id"}
-
-
-def _user(text: str) -> dict[str, Any]:
-    content = [{"type": "input_text", "text": text}]
-    return {"type": "message", "role": "user", "status": "completed", "content": content}
-
-
-def _answer(text: str) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
-    return {"type": "message", "role": "assistant", "status": "completed", "content": content}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +27,20 @@ from openai.types.conversations import (
 )
 
 from agentship.testing.processes import ServerProcess
-from tests.serving.clients import MODEL, PARIS, TOOL_ANSWER, marker
+from tests.serving.clients import (
+    CONVERSATION_ID,
+    MODEL,
+    PARIS,
+    TOOL_ANSWER,
+    answered,
+    listed_assistant,
+    listed_user,
+    marker,
+    shown,
+)
 from tests.serving.cluster import Cluster, client, start_cluster
 
 pytestmark = pytest.mark.e2e
-
-CONVERSATION_ID = re.compile(r"conv_[0-9a-f]{48}")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -51,32 +58,6 @@ def cluster(
 
 def user_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
-
-
-def shown(item: ConversationItem) -> dict[str, Any]:
-    """An item as the wire has it, without its id (checked on its own)."""
-    return {k: v for k, v in item.model_dump(exclude_unset=True).items() if k != "id"}
-
-
-def listed_user(text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "role": "user",
-        "status": "completed",
-        "content": [{"type": "input_text", "text": text}],
-    }
-
-
-def listed_assistant(text: str) -> dict[str, Any]:
-    content = [{"type": "output_text", "text": text, "annotations": []}]
-    return {"type": "message", "role": "assistant", "status": "completed", "content": content}
-
-
-def answered(text: str) -> dict[str, Any]:
-    """The agent's answer as its turn left it in the conversation (the SDK keeps the model's
-    ``logprobs``, none here)."""
-    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
-    return {"type": "message", "role": "assistant", "status": "completed", "content": content}
 
 
 def raw_items(server: ServerProcess, conversation_id: str, user: str, **query: Any) -> ConversationItemList:
