@@ -19,6 +19,7 @@ items are the session's, written by turns and by the API alike under the same le
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -28,18 +29,17 @@ from typing import Any
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
-from sqlalchemy import insert, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentship.errors import StateError
 from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
 from agentship.state.engine import settled, transaction
 from agentship.state.locks import LOST, Lease, LeaseLostError
-from agentship.state.schema import agent_messages, agent_sessions, openai_conversations
-from agentship.state.turns import begin_turn, keep_turn, kept_after_all, undo_turn
+from agentship.state.schema import agent_messages
+from agentship.state.turns import TurnStart, keep_turn, kept_after_all, start_turn, undo_turn
 
 _logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
 class TurnSession(SQLAlchemySession):
     """A conversation's SDK session for one turn, whose writes check the turn's lease."""
 
-    def __init__(self, key: str, store: StateStore) -> None:
+    def __init__(self, key: str, store: StateStore, start: TurnStart | None = None) -> None:
         super().__init__(
             key,
             engine=store.engine,
@@ -72,15 +72,28 @@ class TurnSession(SQLAlchemySession):
         self._over = False
         self.last_item = 0
         """The id of the last item this turn wrote (0: none yet)."""
+        self.written = 0
+        """How many items this turn wrote."""
+        self._history = None if start is None else start.history
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The SDK's read of the session, its database failures a :class:`StateError` (a 503),
-        as every other store operation's are."""
+        as every other store operation's are. The turn's first read is the history read when
+        its lease was taken (:func:`~agentship.state.turns.start_turn`): no round trip."""
+        history, self._history = self._history, None
+        if history is not None and not self.written and limit in (None, self.store.settings.max_items):
+            return [item for raw in history if (item := await self._decoded(raw)) is not None]
         try:
             return await super().get_items(limit)
         except (SQLAlchemyError, OSError) as exc:
             _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
             raise StateError("the state store is unavailable; retry later") from exc
+
+    async def _decoded(self, raw: str) -> TResponseInputItem | None:
+        try:
+            return await self._deserialize_item(raw)
+        except json.JSONDecodeError:  # skipped, as the SDK's own read skips it
+            return None
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         if not items:
@@ -94,26 +107,14 @@ class TurnSession(SQLAlchemySession):
         await settled(write)  # a write is never cut off half-way by the turn's cancellation
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        engine = self.store.engine
-        upsert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        async with transaction(engine) as conn:
+        """The lease's check and the items, in one transaction (the session's row was made, or
+        touched, when the turn took its lease)."""
+        async with transaction(self.store.engine) as conn:
             if not await self.store.locks.fence(conn, self.session_id):
                 raise LeaseLostError(LOST)
-            await conn.execute(
-                upsert(agent_sessions).values(session_id=self.session_id).on_conflict_do_nothing()
-            )
             written = await conn.execute(insert(agent_messages).returning(agent_messages.c.id), rows)
             self.last_item = max(self.last_item, *written.scalars().all())
-            await conn.execute(
-                update(agent_sessions)
-                .where(agent_sessions.c.session_id == self.session_id)
-                .values(updated_at=text("CURRENT_TIMESTAMP"))
-            )
-            await conn.execute(  # a conversation of the Conversations API lives a TTL past its last turn
-                update(openai_conversations)
-                .where(openai_conversations.c.key == self.session_id)
-                .values(expires_at=time.time() + self.store.settings.ttl_s)
-            )
+            self.written += len(rows)
 
     async def close(self) -> None:
         """The turn is over: no more writes, and those in flight have landed."""
@@ -136,9 +137,15 @@ class ConversationMemory:
         trimmed to the limit), taken back if it raises, is cancelled or loses the lease."""
         key = conversation_key(user_id, conversation_id)
         leases = self.store.locks
-        async with leases.hold(key) as lease:
-            mark = await begin_turn(leases, key)
-            session = TurnSession(key, self.store)
+        limit = self.store.settings.max_items
+
+        async def take(conn: AsyncConnection) -> TurnStart | None:
+            return await start_turn(conn, leases, key, limit)
+
+        async with leases.hold(key, take) as lease:
+            start: TurnStart = lease.begun
+            mark = start.mark
+            session = TurnSession(key, self.store, start)
             try:
                 yield session
             except BaseException:
@@ -149,7 +156,8 @@ class ConversationMemory:
                 await self._undo(session, lease, mark)
                 raise LeaseLostError(LOST)
             await self._keep(session, lease)
-        await self.store.trim_session(key)
+        if start.count is None or start.count + session.written > limit:
+            await self.store.trim_session(key)
 
     @staticmethod
     async def _keep(session: TurnSession, lease: Lease) -> None:
@@ -183,8 +191,9 @@ async def _commit(session: TurnSession, lease: Lease) -> None:
     and the commit tried again only if it did not. Told "failed", a client sends the turn again;
     so a turn is reported failed only if it is not kept."""
     leases = session.store.locks
+    expires_at = time.time() + session.store.settings.ttl_s  # a Conversations API conversation's
     try:
-        await keep_turn(leases, lease.key)
+        await keep_turn(leases, lease.key, expires_at)
         return
     except LeaseLostError:
         raise
@@ -198,7 +207,7 @@ async def _commit(session: TurnSession, lease: Lease) -> None:
         try:
             kept = await kept_after_all(leases, lease.key, session.last_item)
             if kept is None:
-                await keep_turn(leases, lease.key)
+                await keep_turn(leases, lease.key, expires_at)
                 kept = True
         except LeaseLostError:
             raise

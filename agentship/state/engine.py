@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Float, cast, event, func
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.elements import ColumnElement
@@ -73,13 +73,22 @@ def create_engine(settings: StateSettings) -> AsyncEngine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(
-        settings.url,
-        **pool,
-        pool_pre_ping=True,  # a restarted server's dead connections are replaced, not used
-        pool_recycle=1800,
-        connect_args={"timeout": 5, "command_timeout": 30},
+    engine = create_async_engine(
+        settings.url, **pool, pool_recycle=1800, connect_args={"timeout": 5, "command_timeout": 30}
     )
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # A connection the server closed (a restart, an idle timeout) is replaced, not used,
+        # without a round trip: asyncpg has seen the socket close. SQLAlchemy's pre-ping would
+        # cost three (BEGIN, an empty query, ROLLBACK) before every transaction. A connection
+        # that dies unseen fails its first statement; the pool then drops every connection
+        # older than it, so one operation fails (a 503) and the next reconnects.
+        raw = getattr(dbapi_connection, "_connection", None)
+        if raw is not None and raw.is_closed():
+            raise DisconnectionError("the state store closed this connection")
+
+    return engine
 
 
 @asynccontextmanager
@@ -88,6 +97,23 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     try:
         async with engine.begin() as connection:
             yield connection
+    except (SQLAlchemyError, OSError) as exc:
+        _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
+        raise StateError("the state store is unavailable; retry later") from exc
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a read of committed rows. On PostgreSQL it runs outside a transaction
+    (autocommit): each statement is one round trip, with no BEGIN and COMMIT around it. On
+    SQLite, where a transaction costs no round trip, it is :func:`transaction`."""
+    if engine.dialect.name != "postgresql":
+        async with transaction(engine) as conn:
+            yield conn
+        return
+    try:
+        async with engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
     except (SQLAlchemyError, OSError) as exc:
         _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
         raise StateError("the state store is unavailable; retry later") from exc

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,9 @@ from agentship.state.engine import db_now, settled, transaction
 from agentship.state.schema import locks
 
 _logger = logging.getLogger(__name__)
+
+Take = Callable[[AsyncConnection], Awaitable[Any]]
+"""Takes a lease in the transaction it is given, with what else belongs in it; None if held."""
 
 LOST = "the conversation's lease was lost while its turn ran (the state store was unreachable for too long); retry"
 
@@ -60,6 +63,8 @@ class Lease:
     """Let go already (with the turn's commit): nothing to release at the end."""
     unclean: bool = False
     """Its turn could not be ended cleanly: the row, with the turn's mark, stays for the next holder."""
+    begun: Any = None
+    """What the ``take`` that took the lease returned (:meth:`LeaseLocks.hold`)."""
     renewals: int = 0
     failed_renewals: int = 0
     _keeper: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -81,19 +86,35 @@ class LeaseLocks:
         """A holder that has not renewed gives up this long before its lease runs out."""
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def _upsert(self, key: str) -> Any:
+    def upsert(
+        self, key: str, also: dict[str, Any] | None = None, again: dict[str, Any] | None = None
+    ) -> Any:
+        """The statement that takes ``key``'s lease: inserted if absent, overwritten if its holder
+        let it expire; no row changed if it is held. ``also``: more columns it writes into a new
+        row; ``again``: into an expired one (``also`` if not given)."""
         now = db_now(self.engine)
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        statement = insert(locks).values(key=key, owner=self.owner, expires_at=now + self.lease_s)
+        statement = insert(locks).values(
+            key=key, owner=self.owner, expires_at=now + self.lease_s, **(also or {})
+        )
         return statement.on_conflict_do_update(
             index_elements=[locks.c.key],
-            set_={"owner": self.owner, "expires_at": now + self.lease_s},
+            set_={"owner": self.owner, "expires_at": now + self.lease_s, **(again or also or {})},
             where=locks.c.expires_at < now,
         )
 
     async def try_acquire(self, key: str) -> bool:
+        """Take the lease if it is free; whether it was taken."""
+        return (await self._try(key, None))[0]
+
+    async def _try(self, key: str, take: Take | None) -> tuple[bool, Any]:
+        """(taken, what ``take`` returned): ``take``, if given, takes the lease instead of
+        :meth:`upsert`, in one transaction with whatever else it does (it returns None if held)."""
         async with transaction(self.engine) as conn:
-            return bool((await conn.execute(self._upsert(key))).rowcount)
+            if take is not None:
+                begun = await take(conn)
+                return begun is not None, begun
+            return bool((await conn.execute(self.upsert(key))).rowcount), None
 
     async def renew(self, key: str) -> bool:
         """Extend the lease; False if it is no longer ours (another replica took it)."""
@@ -124,13 +145,14 @@ class LeaseLocks:
         async with transaction(self.engine) as conn:
             await conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == self.owner))
 
-    async def _acquire(self, key: str) -> Lease:
+    async def _acquire(self, key: str, take: Take | None) -> Lease:
         deadline = time.monotonic() + self.wait_s
         pause = 0.02
         while True:
             started = time.monotonic()
-            if await self.try_acquire(key):
-                return Lease(key, self.owner, valid_until=started + self.lease_s)
+            taken, begun = await self._try(key, take)
+            if taken:
+                return Lease(key, self.owner, valid_until=started + self.lease_s, begun=begun)
             if time.monotonic() > deadline:
                 raise ConversationBusyError(
                     f"the conversation is busy with another turn for over {self.wait_s:g}s; retry later"
@@ -170,8 +192,9 @@ class LeaseLocks:
         return False
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[Lease]:
+    async def hold(self, key: str, take: Take | None = None) -> AsyncIterator[Lease]:
         """Hold ``key`` for the duration of the block, one holder at a time, across replicas.
+        ``take`` takes the lease (see :meth:`_try`); what it returned is ``lease.begun``.
 
         If the lease is lost meanwhile, the block is cancelled and :class:`LeaseLostError` raised.
         """
@@ -179,7 +202,7 @@ class LeaseLocks:
         if local is None:
             local = self._local[key] = asyncio.Lock()
         async with local:
-            lease = await self._acquire(key)
+            lease = await self._acquire(key, take)
             holder = asyncio.current_task()
             assert holder is not None
             cancels = holder.cancelling()

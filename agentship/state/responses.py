@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agentship.state.engine import db_now, transaction
+from agentship.state.engine import db_now, reading, transaction
 from agentship.state.records import TERMINAL, RunControl, StoredResponse
 from agentship.state.schema import response_events, response_items, responses
 from agentship.state.settings import StateSettings
@@ -58,9 +58,12 @@ class ResponseStore:
         now = self.clock()
         return StoredResponse(**fields, created_at=now, expires_at=now + self.settings.ttl_s)
 
-    async def save(self, rec: StoredResponse, events: list[dict[str, Any]] | None = None) -> None:
+    async def save(
+        self, rec: StoredResponse, events: list[dict[str, Any]] | None = None, *, fresh: bool = False
+    ) -> None:
         """Insert or replace ``rec`` with its output items, and (a background run's first) events.
-        Replacing keeps what hangs off the record (a background run's event log).
+        Replacing keeps what hangs off the record (a background run's event log). ``fresh``: the
+        record was never saved before (a new id's first attempt), so it has no items to replace.
 
         A lease in ``rec`` (``lease_until``, on this replica's clock) is written as the same time
         left on the database's clock.
@@ -75,14 +78,15 @@ class ResponseStore:
             await conn.execute(
                 upsert.values(**values).on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
             )
-            await self._write_items(conn, rec)
+            await self._write_items(conn, rec, replace=not fresh)
             if events:
                 rows = [{"response_id": rec.id, "seq": int(e["sequence_number"]), "event": e} for e in events]
                 await conn.execute(insert(response_events), rows)
 
     @staticmethod
-    async def _write_items(conn: AsyncConnection, rec: StoredResponse) -> None:
-        await conn.execute(delete(response_items).where(response_items.c.response_id == rec.id))
+    async def _write_items(conn: AsyncConnection, rec: StoredResponse, replace: bool = True) -> None:
+        if replace:
+            await conn.execute(delete(response_items).where(response_items.c.response_id == rec.id))
         rows = [
             {
                 "response_id": rec.id,
@@ -98,7 +102,7 @@ class ResponseStore:
             await conn.execute(insert(response_items), rows)
 
     async def get(self, user_id: str, response_id: str) -> StoredResponse | None:
-        async with transaction(self.engine) as conn:
+        async with reading(self.engine) as conn:
             row = (
                 await conn.execute(
                     select(responses).where(
@@ -112,7 +116,7 @@ class ResponseStore:
 
     async def get_any(self, response_id: str) -> StoredResponse | None:
         """A response whoever it belongs to (for the server's own bookkeeping, never a client)."""
-        async with transaction(self.engine) as conn:
+        async with reading(self.engine) as conn:
             row = (await conn.execute(select(responses).where(responses.c.id == response_id))).first()
         return None if row is None else _record(row)
 
@@ -145,7 +149,7 @@ class ResponseStore:
             )
             .order_by(responses.c.created_at)
         )
-        async with transaction(self.engine) as conn:
+        async with reading(self.engine) as conn:
             return {row.item_id: dict(row.item) for row in await conn.execute(query)}
 
 
@@ -229,7 +233,7 @@ class RunStore(ResponseStore):
             .order_by(response_events.c.seq)
             .limit(limit)
         )
-        async with transaction(self.engine) as conn:
+        async with reading(self.engine) as conn:
             return [dict(row.event) for row in await conn.execute(query)]
 
     async def finish(
@@ -285,5 +289,5 @@ class RunStore(ResponseStore):
             )
             .limit(limit)
         )
-        async with transaction(self.engine) as conn:
+        async with reading(self.engine) as conn:
             return [row.id for row in await conn.execute(query)]

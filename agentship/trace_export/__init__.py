@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import mlflow
-from mlflow.store.tracking.rest_store import RestStore
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracing import provider as _provider
 from mlflow.tracing.client import TracingClient
 from mlflow.utils.uri import is_databricks_uri
@@ -70,6 +69,13 @@ class TraceExport:
 _installed: TraceExport | None = None
 
 
+def _is(store: object, module: str, name: str) -> bool:
+    """Whether ``store`` is MLflow's ``module.name``, without importing the module: MLflow imported
+    it if it made a store of it (the SQL store's module alone takes about a second to import)."""
+    kind = getattr(sys.modules.get(module), name, None)
+    return isinstance(kind, type) and isinstance(store, kind)
+
+
 def install(environ: Mapping[str, str], listener: ExportListener | None = None) -> TraceExport | None:
     """Batch this process's traces to MLflow's tracking URI; None when MLflow keeps exporting."""
     global _installed
@@ -82,9 +88,11 @@ def install(environ: Mapping[str, str], listener: ExportListener | None = None) 
     except Exception as exc:  # noqa: BLE001 - MLflow's own tracing will say what is wrong
         _logger.warning("trace export: MLflow's own (the tracking store cannot be opened: %s)", exc)
         return None
-    if isinstance(store, SqlAlchemyStore):
+    if _is(store, "mlflow.store.tracking.sqlalchemy_store", "SqlAlchemyStore"):
         sink: StoreSink | RestSink = StoreSink(client)
-    elif isinstance(store, RestStore) and not is_databricks_uri(client.tracking_uri):
+    elif _is(store, "mlflow.store.tracking.rest_store", "RestStore") and not is_databricks_uri(
+        client.tracking_uri
+    ):
         sink = RestSink(client, settings.timeout_s)
     else:
         _logger.info("trace export: MLflow's own, for a %s", type(store).__name__)

@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from openai.types.responses import Response
+from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
 
 from agentship.errors import StateError
 from agentship.server.protocols.responses import stored
@@ -28,25 +28,39 @@ def _final(rid: str) -> Response:
         created_at=1_700_000_000,
         model="agent",
         status="completed",
-        output=[],
+        output=[
+            ResponseOutputMessage(
+                id="msg_saved",
+                type="message",
+                role="assistant",
+                status="completed",
+                content=[ResponseOutputText(type="output_text", text="saved once", annotations=[])],
+            )
+        ],
         parallel_tool_calls=True,
         tool_choice="auto",
         tools=[],
     )
 
 
-async def _with_store(state_url: str, failures: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, int]:
+async def _with_store(
+    state_url: str, failures: int, monkeypatch: pytest.MonkeyPatch, landed: bool = False
+) -> tuple[Any, int]:
+    """Save through ``failures`` failed tries (each, with ``landed``, one whose commit landed
+    and whose answer was lost), and read the record back."""
     store = await StateStore.open(settings(state_url))
     try:
         real_save = store.responses.save
         calls = 0
 
-        async def away_then_back(rec: Any) -> None:
+        async def away_then_back(rec: Any, **options: Any) -> None:
             nonlocal calls
             calls += 1
             if calls <= failures:
+                if landed:
+                    await real_save(rec, **options)
                 raise StateError("the state store is unavailable; retry later")
-            await real_save(rec)
+            await real_save(rec, **options)
 
         monkeypatch.setattr(store.responses, "save", away_then_back)
         recorder = stored.Recorder(store, record(store, "resp_saved", status="in_progress"))
@@ -58,6 +72,8 @@ async def _with_store(state_url: str, failures: int, monkeypatch: pytest.MonkeyP
         kept = await store.responses.get("alice", "resp_saved")
         assert kept is not None
         assert (kept.status, kept.response) == ("completed", wire(final))
+        item = wire(final)["output"][0]
+        assert await store.responses.items("alice", [item["id"], "msg_other"]) == {item["id"]: item}
         return kept, calls
     finally:
         await store.aclose()
@@ -69,6 +85,16 @@ def test_a_save_during_a_short_outage_is_stored_once_the_store_is_back(
     monkeypatch.setattr(stored, "SAVE_RETRY_PAUSES_S", (0.01, 0.02, 0.04))
     kept, calls = asyncio.run(_with_store(state_url, 2, monkeypatch))
     assert not isinstance(kept, StateError) and calls == 3
+
+
+def test_a_save_whose_answer_was_lost_is_made_again_over_what_landed(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try's commit landed, its answer did not: the next try replaces the record and
+    its items (a brand-new record's first try skips clearing its items; a retry never does)."""
+    monkeypatch.setattr(stored, "SAVE_RETRY_PAUSES_S", (0.01, 0.02, 0.04))
+    kept, calls = asyncio.run(_with_store(state_url, 1, monkeypatch, landed=True))
+    assert not isinstance(kept, StateError) and calls == 2
 
 
 def test_a_store_that_stays_away_fails_the_save_after_its_tries(

@@ -237,6 +237,30 @@ def test_a_turn_that_loses_its_lease_stops_and_keeps_nothing(
     assert model_users(model, f"after {m}") == [[f"hello {m}", f"after {m}"]]
 
 
+def test_a_conversation_is_kept_to_the_item_limit_turn_by_turn(state_url: str, model: ServerProcess) -> None:
+    """A turn that takes the session past its limit trims it to the newest whole turns; below the
+    limit nothing is trimmed (a turn then skips the trim's count, knowing the size from its read)."""
+    m = mark()
+
+    async def check() -> None:
+        async with backend(state_url, model, AGENTSHIP_STATE_MAX_ITEMS="4") as agent:
+            for word in ("one", "two"):
+                await ask(agent, m, f"{word} {m}")
+            assert [item.get("content") for item in await session(state_url, m)][::2] == [
+                f"one {m}",
+                f"two {m}",
+            ]
+            await ask(agent, m, f"three {m}")
+            stored = await session(state_url, m)
+            assert [item.get("content") for item in stored][::2] == [f"two {m}", f"three {m}"]
+            assert [item["content"][0]["text"] for item in stored[1::2]] == [
+                f"You said: two {m}",
+                f"You said: three {m}",
+            ]
+
+    asyncio.run(check())
+
+
 def test_a_trim_that_fails_keeps_the_turn(
     state_url: str, model: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -250,13 +274,15 @@ def test_a_trim_that_fails_keeps_the_turn(
     failures = REGISTRY.get_sample_value("agentship_state_trim_failures_total") or 0.0
 
     async def check() -> None:
-        async with backend(state_url, model) as agent:
+        # A trim runs when a turn takes the session past its limit: here 2 items, the first turn's.
+        async with backend(state_url, model, AGENTSHIP_STATE_MAX_ITEMS="2") as agent:
+            await ask(agent, m, f"first {m}")
             monkeypatch.setattr("agentship.state.store.trim_session", broken_trim)
             events = await ask(agent, m, f"keep me {m}")
             assert answer_text(events) == f"You said: keep me {m}"
             stored = await session(state_url, m)
-            assert stored[0] == {"role": "user", "content": f"keep me {m}"} and len(stored) == 2
-            assert stored[1]["content"][0]["text"] == f"You said: keep me {m}"
+            assert [item.get("content") for item in stored][::2] == [f"first {m}", f"keep me {m}"]
+            assert len(stored) == 4 and stored[3]["content"][0]["text"] == f"You said: keep me {m}"
 
     asyncio.run(check())
     assert REGISTRY.get_sample_value("agentship_state_trim_failures_total") == failures + 1
@@ -306,13 +332,13 @@ def test_a_turn_whose_commit_answer_is_lost_is_kept_once_and_reported_kept(
     real_keep = memory.keep_turn
     calls: list[str] = []
 
-    async def keep_without_answer(leases: LeaseLocks, key: str) -> None:
+    async def keep_without_answer(leases: LeaseLocks, key: str, *until: float | None) -> None:
         calls.append(key)
         if len(calls) == 1:
             if landed:
-                await real_keep(leases, key)
+                await real_keep(leases, key, *until)
             raise StateError("the state store is unavailable; retry later")
-        await real_keep(leases, key)
+        await real_keep(leases, key, *until)
 
     async def check() -> None:
         async with backend(state_url, model) as agent:

@@ -154,9 +154,9 @@ class Recorder:
         turn may already be kept in a conversation, and a client told "failed" sends the turn
         again. Saving is an upsert, so a save whose answer was lost is simply made again."""
         record = self.keep(final)
-        for pause in (*SAVE_RETRY_PAUSES_S, None):
+        for attempt, pause in enumerate((*SAVE_RETRY_PAUSES_S, None)):
             try:
-                await self.store.responses.save(record)
+                await self.store.responses.save(record, fresh=attempt == 0)
                 return
             except StateError:
                 if pause is None:
