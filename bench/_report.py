@@ -143,6 +143,58 @@ def headline(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+STATEFUL_COLUMNS = (
+    ("stock", "resend", "stock (resent history)"),
+    ("agent_server", "resend", "AgentServer (resent history)"),
+    ("agentship", "previous_response_id", "agentship previous_response_id"),
+    ("agentship", "conversation", "agentship conversation"),
+    ("agentship", "resend", "agentship store: false"),
+)
+
+
+def _stateful(results: dict[str, Any], name: str, mode: str, alone: str, pick: str) -> list[float]:
+    runs = results["stateful"]["runs"].get(f"{name}:{mode}:{alone}", [])
+    return [run[pick] for run in runs]
+
+
+def stateful_headline(results: dict[str, Any]) -> list[list[str]]:
+    """The headline: a conversation's turn of the tool request, traces to the remote server."""
+    state = results["stateful"]
+    rows = [["", *(label for _, _, label in STATEFUL_COLUMNS), "agentship (previous_response_id) / stock"]]
+    for label, pick, fmt in (
+        ("CPU ms per turn: replicas + PostgreSQL", "cpu_ms", "{:.1f}"),
+        ("… of which the replicas", "server_cpu_ms", "{:.1f}"),
+        ("… of which PostgreSQL", "database_cpu_ms", "{:.1f}"),
+        ("tracking server CPU ms per turn (not counted above)", "tracking_cpu_ms", "{:.1f}"),
+        (f"turns/s, {state['conversations']} conversations at once", "throughput_rps", "{:.1f}"),
+        ("p50 ms per turn", "p50_ms", "{:.0f}"),
+        ("p95 ms per turn", "p95_ms", "{:.0f}"),
+        ("errors", "errors", "{:.0f}"),
+    ):
+        per = [_stateful(results, name, mode, "all", pick) for name, mode, _ in STATEFUL_COLUMNS]
+        stock, ours = _median(per[0]), _median(per[2])
+        ratio = (
+            f"{ours / stock:.2f}x" if stock and stock == stock and ours == ours and pick != "errors" else ""
+        )
+        rows.append([label, *[cell(v, fmt) for v in per], ratio])
+    return rows
+
+
+def store_cost(results: dict[str, Any]) -> list[str]:
+    """What keeping the conversation costs a turn, against the same turn stateless (store: false)."""
+    lines = []
+    for mode in ("previous_response_id", "conversation"):
+        cpu = _median(_stateful(results, "agentship", mode, "all", "cpu_ms"))
+        base = _median(_stateful(results, "agentship", "resend", "all", "cpu_ms"))
+        alone = _median(_stateful(results, "agentship", mode, "1", "p50_ms"))
+        alone_base = _median(_stateful(results, "agentship", "resend", "1", "p50_ms"))
+        lines.append(
+            f"store cost per turn, {mode}: {cpu - base:+.1f} ms CPU (replicas + PostgreSQL, {cpu:.1f} against "
+            f"{base:.1f}); one conversation at a time, p50 {alone - alone_base:+.1f} ms ({alone:.1f} against {alone_base:.1f})"
+        )
+    return lines
+
+
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows)
@@ -152,34 +204,24 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         f"{results['date']}, {results['machine']}, {results['load_generator']}, {results['rounds']} round(s): "
         "median (range)",
-        _table(headline(results)),
     ]
+    if results.get("stateful"):
+        lines += [_table(stateful_headline(results)), *store_cost(results)]
+    lines.append(_table(headline(results)))
     scale = results.get("workers")
     if scale and scale["1"] and scale["2"]:
         one, two = _median(scale["1"]), _median(scale["2"])
         lines.append(
             f"--workers 2: {cell(scale['2'])} req/s against {cell(scale['1'])} with 1 ({two / one:.2f}x), tool request, 64 clients"
         )
-    state = results.get("stateful")
-    if state:
-        for kind in ("stored", "stateless"):
-            runs = state[kind]
-            lines.append(
-                f"conversations on 2 replicas, {kind:9s}: {cell([r['throughput_rps'] for r in runs])} req/s, "
-                f"p50 {cell([r['p50_ms'] for r in runs], '{:.0f}')} ms, p95 {cell([r['p95_ms'] for r in runs], '{:.0f}')} ms, "
-                f"CPU {cell([r['cpu_ms'] for r in runs])} ms/request, errors {sum(r['errors'] for r in runs)}"
-            )
-        stored = _median([r["cpu_ms"] for r in state["stored"]])
-        stateless = _median([r["cpu_ms"] for r in state["stateless"]])
+    mem = results.get("memory")
+    if mem:
+        slow = mem["slow_clients"]
         lines.append(
-            f"the state store's share of CPU per request: {stored - stateless:.1f} ms ({(stored - stateless) / stored:.0%})"
+            f"RSS {mem['rss_after_100_mib']:.0f} MiB after 100 requests, {mem['rss_after_10000_mib']:.0f} MiB after 10,000 "
+            f"(1,000 conversations): {mem['growth']:+.1%}; with {slow['clients']} clients reading a byte a second: "
+            f"{slow['rss_mib']:.0f} MiB, another request's p50 meanwhile {slow['other_request_p50_ms']:.0f} ms"
         )
-        if state.get("stored_1") and state.get("stateless_1"):
-            alone = {k: _median([r["p50_ms"] for r in state[k]]) for k in ("stored_1", "stateless_1")}
-            lines.append(
-                f"one conversation at a time, p50 per turn: stored {alone['stored_1']:.1f} ms, stateless "
-                f"{alone['stateless_1']:.1f} ms: the store adds {alone['stored_1'] - alone['stateless_1']:.1f} ms"
-            )
     lines.append(f"log_model + register: {results['log_register_s']:.2f} s")
     return "\n".join(lines)
 
@@ -190,7 +232,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (cpu, rps) = plt.subplots(1, 2, figsize=(12, 4.2))
+    panels = 3 if results.get("stateful") else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.6))
+    if results.get("stateful"):
+        _plot_stateful(results, axes[0])
+    cpu, rps = axes[-2], axes[-1]
     names = {
         "stock": "stock mlflow models serve",
         "agent_server": "MLflow AgentServer",
@@ -222,12 +268,40 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The headline table as Markdown (the README's): ``python -m bench._report RESULTS.json``."""
-    head, *body = headline(results)
+def _plot_stateful(results: dict[str, Any], ax: Any) -> None:
+    labels = [
+        label.replace(" (", "\n(").replace("agentship ", "agentship\n") for _, _, label in STATEFUL_COLUMNS
+    ]
+    servers = [_median(_stateful(results, n, m, "all", "server_cpu_ms")) for n, m, _ in STATEFUL_COLUMNS]
+    database = [_median(_stateful(results, n, m, "all", "database_cpu_ms")) for n, m, _ in STATEFUL_COLUMNS]
+    xs = range(len(labels))
+    ax.bar(xs, servers, 0.6, label="replicas")
+    ax.bar(xs, database, 0.6, bottom=servers, label="PostgreSQL")
+    ax.set_xticks(list(xs), labels, fontsize=7)
+    ax.set_ylabel("CPU ms per turn")
+    state = results["stateful"]
+    ax.set_title(f"headline: a conversation's tool turn, 2 replicas\n{state['conversations']} conversations × "
+                 f"{state['turns']} turns, traces to a remote server", fontsize=9)  # fmt: skip
+    ax.legend()
+
+
+def _markdown_table(rows: list[list[str]]) -> list[str]:
+    head, *body = rows
     lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
-    return "\n".join(lines)
+    return lines + ["| " + " | ".join(row) + " |" for row in body]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's tables as Markdown: ``python -m bench._report RESULTS.json``."""
+    lines: list[str] = []
+    if results.get("stateful"):
+        lines += [
+            *_markdown_table(stateful_headline(results)),
+            "",
+            *(f"- {x}" for x in store_cost(results)),
+            "",
+        ]
+    return "\n".join([*lines, *_markdown_table(headline(results))])
 
 
 if __name__ == "__main__":

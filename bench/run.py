@@ -26,6 +26,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,27 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from agentship.testing.postgres import PostgresServer  # noqa: E402
 from agentship.testing.processes import ServerProcess, start_scripted_llm  # noqa: E402
 from bench import _workloads as w  # noqa: E402
 from bench._load import backend_first_token_ms, median, pct, wrk_available  # noqa: E402
-from bench._procs import tree_rss_mib  # noqa: E402
+from bench._memory import memory  # noqa: E402
+from bench._procs import cpu_s, machine_quiet, tree_rss_mib  # noqa: E402
 from bench._report import plot, report  # noqa: E402
 from bench._servers import CONTENDERS, VARIANTS, Contender, Stores, configure_backend, log_model, start  # noqa: E402
-from bench._stateful import conversations  # noqa: E402
+from bench._stateful import conversations, postgres_pid  # noqa: E402
+
+STATEFUL_RUNS = (
+    "stock:resend:all",
+    "agent_server:resend:all",
+    "agentship:previous_response_id:all",
+    "agentship:conversation:all",
+    "agentship:resend:all",
+    "agentship:previous_response_id:1",
+    "agentship:conversation:1",
+    "agentship:resend:1",
+)
+"""contender:mode:how many at once (all the conversations, or 1 at a time)."""
 
 
 class Plan:
@@ -140,34 +155,45 @@ async def stateful(
     backend: ServerProcess,
     logs: Path,
     plan: Plan,
-    state_url: str,
+    remote: Remote,
 ) -> dict[str, Any]:
-    variant = "remote" if stores.remote_url else "off"
-    extra = {"AGENTSHIP_STATE_URL": state_url}
-    replicas = [start("agentship", variant, model, env, stores, logs, extra=extra) for _ in range(2)]
+    """The headline: conversations of the tool request on 2 replicas of each contender, traces
+    to the remote tracking server; agentship keeps them in PostgreSQL, the others are resent the
+    history. CPU per turn: the replicas' and the PostgreSQL server's (the tracking server's is
+    reported beside it)."""
+    extra = {"AGENTSHIP_STATE_URL": remote.state_url}
+    pairs = {
+        name: [start(name, "remote", model, env, stores, logs, extra=extra) for _ in range(2)]
+        for name in CONTENDERS
+    }
+    also = [postgres_pid(remote.postgres.data)]
     try:
-        for replica in replicas:
-            await w.warm_up(replica, backend)
-        configure_backend(backend, latency=0.05)
-        out: dict[str, Any] = {
-            "tracing": variant,
-            "stored": [],
-            "stateless": [],
-            "stored_1": [],
-            "stateless_1": [],
-        }
-        for _ in range(plan.rounds):
-            out["stored"].append(await conversations(replicas, plan.conversations, plan.turns, stored=True))
-            out["stateless"].append(
-                await conversations(replicas, plan.conversations, plan.turns, stored=False)
-            )
-            for stored, kind in ((True, "stored_1"), (False, "stateless_1")):  # one at a time: no queueing
-                out[kind].append(await conversations(replicas, 8, plan.turns, stored=stored, parallel=1))
-        return out
+        for replicas in pairs.values():
+            for replica in replicas:
+                await w.warm_up(replica, backend)
+        configure_backend(backend)
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in STATEFUL_RUNS}
+        for number in range(plan.rounds):
+            for key in STATEFUL_RUNS if number % 2 == 0 else reversed(STATEFUL_RUNS):
+                name, mode, alone = key.split(":")
+                await machine_quiet()
+                tracking_before = cpu_s([remote.tracking.process.pid])
+                if alone == "1":  # one at a time: no queueing, the store's own latency
+                    result = await conversations(pairs[name], mode, 8, plan.turns, parallel=1, also=also)
+                else:
+                    result = await conversations(pairs[name], mode, plan.conversations, plan.turns, also=also)
+                result["tracking_cpu_ms"] = (
+                    (cpu_s([remote.tracking.process.pid]) - tracking_before) / result["requests"] * 1000
+                )
+                runs[key].append(result)
+                print(f"  round {number + 1} {key:36s} cpu/turn {result['cpu_ms']:6.1f} ms"
+                      f"  p50 {result['p50_ms']:6.0f} ms  errors {result['errors']}", flush=True)  # fmt: skip
+        return {"tracing": "remote", "turns": plan.turns, "conversations": plan.conversations, "runs": runs}
     finally:
         configure_backend(backend)
-        for replica in replicas:
-            replica.server.stop()
+        for replicas in pairs.values():
+            for replica in replicas:
+                replica.server.stop()
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,28 +211,38 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "load_generator": "wrk" if wrk_available() else "python-httpx (run bench/setup.sh for wrk)",
         "rounds": plan.rounds,
     }
-    postgres = tracking = None
+    remote = None
     try:
         model, results["log_register_s"] = log_model({**env, "MLFLOW_TRACKING_URI": stores.sqlite_uri}, work)
-        postgres, tracking, state_url = start_remote(stores, work, logs)
+        remote = start_remote(stores, work, logs)
         results["direct_backend"] = await direct_backend(backend, 40, plan.streams)
+        if remote is not None:
+            results["stateful"] = await stateful(model, env, stores, backend, logs, plan, remote)
         results["servers"] = await rounds(model, env, stores, backend, logs, plan)
         results["workers"] = await workers(model, env, stores, backend, logs, plan)
-        if state_url:
-            results["stateful"] = await stateful(model, env, stores, backend, logs, plan, state_url)
+        if remote is not None and not args.quick:
+            results["memory"] = await memory(model, env, stores, backend, logs, remote)
     finally:
         backend.stop()
-        if tracking is not None:
-            tracking.stop()
-        if postgres is not None:
+        if remote is not None:
             from agentship.testing.postgres import stop_postgres
 
-            stop_postgres(postgres)
+            remote.tracking.stop()
+            stop_postgres(remote.postgres)
     return results
 
 
-def start_remote(stores: Stores, work: Path, logs: Path) -> tuple[Any, ServerProcess | None, str | None]:
-    """PostgreSQL, a tracking server on it and a state database; (None, None, None) without it."""
+@dataclass
+class Remote:
+    """PostgreSQL, the tracking server on it, and the state database on it."""
+
+    postgres: PostgresServer
+    tracking: ServerProcess
+    state_url: str
+
+
+def start_remote(stores: Stores, work: Path, logs: Path) -> Remote | None:
+    """PostgreSQL, a tracking server on it and a state database; None without PostgreSQL."""
     try:
         from agentship.testing.postgres import start_postgres
         from agentship.testing.tracking_server import start_tracking_server
@@ -214,12 +250,11 @@ def start_remote(stores: Stores, work: Path, logs: Path) -> tuple[Any, ServerPro
         postgres = start_postgres()
     except Exception as exc:  # noqa: BLE001 - the remote variant is skipped, and said so
         print(f"no PostgreSQL ({exc}): skipping the remote-store variant and the stateful workload")
-        return None, None, None
+        return None
     tracking = start_tracking_server(postgres, work / "tracking", logs, database="bench_tracking")
     stores.remote_url = tracking.url
     stores.remote_db = postgres.url("bench_tracking", driver="postgresql")
-    state_db = postgres.create_database("bench_state")
-    return postgres, tracking, postgres.url(state_db)
+    return Remote(postgres, tracking, postgres.url(postgres.create_database("bench_state")))
 
 
 def main() -> int:
