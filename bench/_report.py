@@ -207,7 +207,8 @@ def report(results: dict[str, Any]) -> str:
     ]
     if results.get("stateful"):
         lines += [_table(stateful_headline(results)), *store_cost(results)]
-    lines.append(_table(headline(results)))
+    if results.get("servers"):
+        lines.append(_table(headline(results)))
     scale = results.get("workers")
     if scale and scale["1"] and scale["2"]:
         one, two = _median(scale["1"]), _median(scale["2"])
@@ -232,11 +233,15 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 3 if results.get("stateful") else 2
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.6))
+    panels = (1 if results.get("stateful") else 0) + (2 if results.get("servers") else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.6), squeeze=False)
     if results.get("stateful"):
-        _plot_stateful(results, axes[0])
-    cpu, rps = axes[-2], axes[-1]
+        _plot_stateful(results, axes[0][0])
+    if not results.get("servers"):
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        return
+    cpu, rps = axes[0][-2], axes[0][-1]
     names = {
         "stock": "stock mlflow models serve",
         "agent_server": "MLflow AgentServer",
@@ -301,7 +306,9 @@ def markdown(results: dict[str, Any]) -> str:
             *(f"- {x}" for x in store_cost(results)),
             "",
         ]
-    return "\n".join([*lines, *_markdown_table(headline(results))])
+    if results.get("servers"):
+        lines += _markdown_table(headline(results))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ def log_model(env: dict[str, str], work: Path) -> tuple[str, float]:
     return path, took
 
 
-def _command(name: str, model: str, port: int, workers: int) -> tuple[list[str], str]:
+def _command(
+    name: str, model: str, port: int, workers: int, launcher: list[str] | None = None
+) -> tuple[list[str], str]:
     py = sys.executable
     if name == "stock":
         return [py, "-m", "mlflow", "models", "serve", "-m", model, "-p", str(port), "-w", str(workers),
@@ -93,7 +95,8 @@ def _command(name: str, model: str, port: int, workers: int) -> tuple[list[str],
     if name == "agent_server":
         return [py, "-m", "uvicorn", "bench.agent_server_app:app", "--port", str(port),
                 "--workers", str(workers), "--log-level", "warning"], "/health"  # fmt: skip
-    return [py, "-m", "serving", "-m", model, "-p", str(port), "--workers", str(workers)], "/ready"
+    serving = launcher or [py, "-m", "serving"]
+    return [*serving, "-m", model, "-p", str(port), "--workers", str(workers)], "/ready"
 
 
 def start(
@@ -106,10 +109,11 @@ def start(
     *,
     workers: int = 1,
     extra: dict[str, str] | None = None,
+    launcher: list[str] | None = None,
 ) -> Contender:
     """Start a contender with its traces going to ``variant``'s store; time launch to ready."""
     port = free_port()
-    command, health = _command(name, model, port, workers)
+    command, health = _command(name, model, port, workers, launcher)
     env = {**base_env, "MLFLOW_TRACKING_URI": stores.tracking_uri(variant), "BENCH_MODEL_URI": model}
     env.update(extra or {})
     if variant == "off":

@@ -1,19 +1,29 @@
 """Benchmark: this project's `python -m serving` beside stock MLflow serving, in one run.
 
-    bash bench/setup.sh && .venv/bin/python bench/run.py [--quick] [--out bench/results]
+    bash bench/setup.sh && .venv/bin/python bench/run.py [--quick] [--only SECTION] [--out bench/results]
 
 Serves the same logged OpenAI Agents SDK model, against the scripted model server on loopback,
 with (a) stock `mlflow models serve --env-manager local`, (b) MLflow's AgentServer with async
-handlers over the same agent, (c) `python -m serving`; 1 worker each. Each contender runs with
-its traces going into the local SQLite store, into a remote `mlflow server` on PostgreSQL, and
-with tracing off; the contenders run in alternation, twice (once with --quick), and every figure
-reports its spread. The headline is CPU per request of the server's process tree (from /proc),
-for the realistic request: 2 model calls and a tool call, 200-word answers. Also: throughput
-and latency at 1, 16 and 64 clients, 1-call requests against a 500 ms backend, overhead at
-backend latency 0, first streamed event with 64 streams, launch to ready after a warm start,
-idle RSS, `--workers 2`, and conversations on two replicas sharing a PostgreSQL state store.
+handlers over the same agent, (c) `python -m serving`.
+
+The headline (section "stateful") is what users run: 64 conversations of 5 turns at once, each
+turn the realistic request (2 model calls and a tool call, a 200-word answer), on 2 replicas of
+each contender, traces (inputs included) going to a remote `mlflow server` on PostgreSQL.
+agentship keeps the conversations in a PostgreSQL state store (continued with
+`previous_response_id`, and in Conversations API conversations); stock and AgentServer keep
+nothing, so their client resends the history, as agentship's does with `store: false`. CPU per
+turn is the replicas' process trees' plus the PostgreSQL server's (from /proc); one
+conversation at a time gives the store's own latency.
+
+Section "servers": 1 worker each, traces into the local SQLite store, into the remote server,
+and off; CPU per tool request, throughput and latency at 1, 16 and 64 clients, 1-call requests
+against a 500 ms backend, overhead at backend latency 0, first streamed event with 64 streams,
+launch to ready after a warm start, idle RSS, `--workers 2`. Section "memory": RSS after 100
+and 10,000 requests (1,000 conversations), and with 64 clients reading a byte a second.
+
+Contenders run in alternation, twice (once with --quick), and every figure reports its spread.
 Load comes from wrk (bench/setup.sh installs it), else a Python generator; the JSON says which.
-About 10 minutes; --quick about 4. Run it on a quiet machine.
+About 20 minutes; --quick about 7. Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -57,6 +67,10 @@ STATEFUL_RUNS = (
     "agentship:resend:1",
 )
 """contender:mode:how many at once (all the conversations, or 1 at a time)."""
+
+
+SECTIONS = ("stateful", "servers", "memory")
+"""The headline conversations; the single requests, load and start of each contender; memory."""
 
 
 class Plan:
@@ -216,11 +230,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         model, results["log_register_s"] = log_model({**env, "MLFLOW_TRACKING_URI": stores.sqlite_uri}, work)
         remote = start_remote(stores, work, logs)
         results["direct_backend"] = await direct_backend(backend, 40, plan.streams)
-        if remote is not None:
+        only = set(args.only or SECTIONS)
+        if remote is not None and "stateful" in only:
             results["stateful"] = await stateful(model, env, stores, backend, logs, plan, remote)
-        results["servers"] = await rounds(model, env, stores, backend, logs, plan)
-        results["workers"] = await workers(model, env, stores, backend, logs, plan)
-        if remote is not None and not args.quick:
+        if "servers" in only:
+            results["servers"] = await rounds(model, env, stores, backend, logs, plan)
+            results["workers"] = await workers(model, env, stores, backend, logs, plan)
+        if remote is not None and "memory" in only and not args.quick:
             results["memory"] = await memory(model, env, stores, backend, logs, remote)
     finally:
         backend.stop()
@@ -265,6 +281,12 @@ def main() -> int:
         "--quick", action="store_true", help="one round, shorter phases (a smoke run, not for figures)"
     )
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (again for more); all by default",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     results = asyncio.run(main_async(args))

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark's load generator: wrk, from Debian, when it can be installed (root or sudo).
 # Without it bench/run.py falls back to a Python load generator and says so in its figures.
+# And the profilers bench/store_profile.py uses (py-spy, yappi), into the project's venv.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -x .venv/bin/python ]; then
+  if command -v uv >/dev/null; then uv pip install -q --python .venv/bin/python py-spy yappi
+  else .venv/bin/python -m pip install -q py-spy yappi; fi
+fi
 if command -v wrk >/dev/null; then
   exit 0
 fi

@@ -1,6 +1,6 @@
 """The state store's statements per turn, read from PostgreSQL's own log.
 
-    .venv/bin/python bench/store_profile.py [--turns 5] [--conversations 4]
+    bash bench/setup.sh && .venv/bin/python bench/store_profile.py [--turns 5] [--conversations 4] [--profile N] [--yappi N]
 
 Serves the example agent (the tool request, 2 model calls) with its state on PostgreSQL and
 tracing off, turns on ``log_statement = all`` for the state database only, and runs
@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +31,7 @@ import httpx  # noqa: E402
 
 from agentship.testing.postgres import PostgresServer, start_postgres, stop_postgres  # noqa: E402
 from agentship.testing.processes import start_scripted_llm  # noqa: E402
+from bench._procs import cpu_s  # noqa: E402
 from bench._servers import Stores, configure_backend, log_model, start  # noqa: E402
 from bench._workloads import TOOL_REQUEST  # noqa: E402
 
@@ -50,6 +54,39 @@ def statements(pg: PostgresServer, since: int, database: str) -> Counter[str]:
         if match and match.group("db") == database:
             found[kind(match.group("sql"))] += 1
     return found
+
+
+def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (its threads, idle time left out) into collapsed stacks."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    return process
+
+
+def hot(collapsed: Path, top: int) -> list[tuple[float, str]]:
+    """The frames with the largest inclusive share of the samples (each counted once per stack)."""
+    total, inclusive = 0, Counter[str]()
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        for frame in set(stack.split(";")):
+            inclusive[frame] += n
+    return [(n / total, frame) for frame, n in inclusive.most_common(top)] if total else []
+
+
+def cpu_by_function(path: Path, turns: int, top: int) -> list[tuple[float, str]]:
+    """yappi's inclusive CPU per function, per turn; this project's, the SDK's session and the
+    state store's drivers, and the largest of the rest."""
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    rows = []
+    for (file, line, name), (_, _, _, cumulative, _) in stats.items():
+        rows.append((cumulative / turns * 1000, f"{name} ({'/'.join(Path(file).parts[-3:])}:{line})"))
+    return sorted(rows, reverse=True)[:top]
 
 
 def turn_body(style: str, message: str, previous: str | None, conversation: str | None) -> dict[str, Any]:
@@ -89,6 +126,8 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--conversations", type=int, default=4)
     parser.add_argument("--dump", type=int, default=0, help="print this many characters of the log")
+    parser.add_argument("--profile", type=int, default=0, help="py-spy the replica: print this many frames")
+    parser.add_argument("--yappi", type=int, default=0, help="yappi's CPU profile: print this many functions")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agentship-store-profile-"))
     logs = work / "logs"
@@ -112,23 +151,45 @@ def main() -> int:
             pg.psql("ALTER SYSTEM SET log_line_prefix = '%d '")
             pg.psql("SELECT pg_reload_conf()")
             server.server.stop()  # new connections pick the database's setting up
-            server = start(
-                "agentship", "off", model, env, stores, logs, extra={"AGENTSHIP_STATE_URL": pg.url(database)}
-            )
+            launcher = [sys.executable, str(REPO / "bench" / "_yappi_serve.py")] if args.yappi else None
+            extra = {
+                "AGENTSHIP_STATE_URL": pg.url(database),
+                "AGENTSHIP_YAPPI_OUT": str(work / "yappi.pstat"),
+            }
+            server = start("agentship", "off", model, env, stores, logs, extra=extra, launcher=launcher)
             url = server.server.url
             run(client, url, "stateless", 1, 1)
             for style in ("previous_response_id", "conversation", "stateless"):
                 run(client, url, style, 1, 2)  # warm again on the new process
                 time.sleep(0.5)
                 since = len(pg.log_text())
+                spy = profiler(server.server.process.pid, work / f"{style}.txt") if args.profile else None
+                if args.yappi:
+                    server.server.process.send_signal(signal.SIGUSR1)
+                    time.sleep(0.5)
+                cpu_before = cpu_s([server.server.process.pid])
                 count = run(client, url, style, args.conversations, args.turns)
+                cpu = cpu_s([server.server.process.pid]) - cpu_before
                 time.sleep(0.5)
+                if args.yappi:
+                    server.server.process.send_signal(signal.SIGUSR2)
+                    time.sleep(3.0)
+                    print(f"\n{style}: CPU per turn by function (yappi, inclusive, ms)")
+                    for ms, name in cpu_by_function(work / "yappi.pstat", count, args.yappi):
+                        print(f"  {ms:7.2f}  {name}")
+                if spy is not None:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(timeout=60)
+                    print(f"\n{style}: where the replica's time went (py-spy, inclusive share of samples)")
+                    for share, frame in hot(work / f"{style}.txt", args.profile):
+                        print(f"  {share:6.1%}  {frame}")
                 found = statements(pg, since, database)
                 if args.dump:
                     lines = pg.log_text()[since:].splitlines()
                     print("\n".join(line for line in lines if line.startswith(database))[: args.dump])
                 total = sum(found.values())
-                print(f"\n{style}: {total / count:.1f} statements per turn ({count} turns)")
+                print(f"\n{style}: {total / count:.1f} statements per turn ({count} turns), "
+                      f"the replica's CPU {cpu / count * 1000:.1f} ms per turn")  # fmt: skip
                 for name, n in found.most_common():
                     print(f"  {n / count:5.2f}  {name}")
     finally:
