@@ -1,13 +1,17 @@
-"""The state store's statements per turn, read from PostgreSQL's own log.
+"""The state store's statements and the replica's CPU per turn, and where that CPU goes.
 
-    bash bench/setup.sh && .venv/bin/python bench/store_profile.py [--turns 5] [--conversations 4] [--profile N] [--yappi N]
+    bash bench/setup.sh && .venv/bin/python bench/store_profile.py [--turns 5] [--conversations 4]
+        [--style previous_response_id|conversation|stateless] [--tracing off|remote]
+        [--profile N (py-spy)] [--yappi N (yappi's CPU clock)]
 
-Serves the example agent (the tool request, 2 model calls) with its state on PostgreSQL and
-tracing off, turns on ``log_statement = all`` for the state database only, and runs
-conversations three ways: continued with ``previous_response_id``, in a Conversations API
-conversation (``conversation``), and stateless (``store: false``, the client resending the
-history). For each it prints the statements the server sent per turn, grouped by kind and
-table (``BEGIN``/``COMMIT`` and the pool's pings counted as the round trips they are).
+Serves the example agent (the tool request, 2 model calls) with its state on PostgreSQL,
+turns on ``log_statement = all`` for the state database only, and runs conversations three
+ways: continued with ``previous_response_id``, in a Conversations API conversation
+(``conversation``), and stateless (``store: false``, the client resending the history). For
+each it prints the statements the server sent per turn, grouped by kind and table (``BEGIN``
+and ``COMMIT`` counted as the round trips they are), and the replica's CPU per turn (from
+/proc). ``--yappi N`` prints the N functions with the most CPU per turn (inclusive, every
+thread; yappi's own cost inflates every figure about six times: compare them with each other).
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ import httpx  # noqa: E402
 
 from agentship.testing.postgres import PostgresServer, start_postgres, stop_postgres  # noqa: E402
 from agentship.testing.processes import start_scripted_llm  # noqa: E402
+from agentship.testing.tracking_server import start_tracking_server  # noqa: E402
 from bench._procs import cpu_s  # noqa: E402
 from bench._servers import Stores, configure_backend, log_model, start  # noqa: E402
 from bench._workloads import TOOL_REQUEST  # noqa: E402
 
 _LINE = re.compile(r"^(?P<db>\S+) LOG:  (?:statement|execute [^:]*): (?P<sql>.*)$")
 _TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
+
+
+STYLES = ("previous_response_id", "conversation", "stateless")
 
 
 def kind(sql: str) -> str:
@@ -128,24 +136,43 @@ def main() -> int:
     parser.add_argument("--dump", type=int, default=0, help="print this many characters of the log")
     parser.add_argument("--profile", type=int, default=0, help="py-spy the replica: print this many frames")
     parser.add_argument("--yappi", type=int, default=0, help="yappi's CPU profile: print this many functions")
+    parser.add_argument(
+        "--tracing",
+        choices=("off", "remote"),
+        default="off",
+        help="remote: traces to an mlflow server on PostgreSQL",
+    )
+    parser.add_argument(
+        "--style", action="append", choices=STYLES, help="only this way of continuing (again for more)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="agentship-store-profile-"))
     logs = work / "logs"
     backend = start_scripted_llm(logs)
     pg = start_postgres()
-    server = None
+    server = tracking = None
+    styles = args.style or list(STYLES)
     try:
         env = {"MLFLOW_EXPERIMENT_NAME": "store-profile", "OPENAI_BASE_URL": backend.url + "/v1"}
         stores = Stores(sqlite_uri=f"sqlite:///{work / 'mlflow.db'}")
         model, _ = log_model({**env, "MLFLOW_TRACKING_URI": stores.sqlite_uri}, work)
         database = pg.create_database("profile_state")
+        if args.tracing == "remote":
+            tracking = start_tracking_server(pg, work / "tracking", logs, database="profile_tracking")
+            stores.remote_url = tracking.url
         server = start(
-            "agentship", "off", model, env, stores, logs, extra={"AGENTSHIP_STATE_URL": pg.url(database)}
+            "agentship",
+            args.tracing,
+            model,
+            env,
+            stores,
+            logs,
+            extra={"AGENTSHIP_STATE_URL": pg.url(database)},
         )
         configure_backend(backend)
         url = server.server.url
         with httpx.Client(timeout=60) as client:
-            for style in ("previous_response_id", "conversation", "stateless"):
+            for style in styles:
                 run(client, url, style, 1, 2)  # warm: the driver's statement cache, the pool
             pg.psql(f"ALTER DATABASE {database} SET log_statement = 'all'")
             pg.psql("ALTER SYSTEM SET log_line_prefix = '%d '")
@@ -156,10 +183,12 @@ def main() -> int:
                 "AGENTSHIP_STATE_URL": pg.url(database),
                 "AGENTSHIP_YAPPI_OUT": str(work / "yappi.pstat"),
             }
-            server = start("agentship", "off", model, env, stores, logs, extra=extra, launcher=launcher)
+            server = start(
+                "agentship", args.tracing, model, env, stores, logs, extra=extra, launcher=launcher
+            )
             url = server.server.url
             run(client, url, "stateless", 1, 1)
-            for style in ("previous_response_id", "conversation", "stateless"):
+            for style in styles:
                 run(client, url, style, 1, 2)  # warm again on the new process
                 time.sleep(0.5)
                 since = len(pg.log_text())
@@ -195,6 +224,8 @@ def main() -> int:
     finally:
         if server is not None:
             server.server.stop()
+        if tracking is not None:
+            tracking.stop()
         backend.stop()
         stop_postgres(pg)
     return 0

@@ -29,17 +29,15 @@ from typing import Any
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
-from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentship.errors import StateError
 from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
-from agentship.state.engine import settled, transaction
+from agentship.state.engine import settled
 from agentship.state.locks import LOST, Lease, LeaseLostError
-from agentship.state.schema import agent_messages
-from agentship.state.turns import TurnStart, keep_turn, kept_after_all, start_turn, undo_turn
+from agentship.state.turn_io import TurnStart, append_items, start_turn
+from agentship.state.turns import keep_turn, kept_after_all, undo_turn
 
 _logger = logging.getLogger(__name__)
 
@@ -100,21 +98,18 @@ class TurnSession(SQLAlchemySession):
             return
         if self._over:
             raise LeaseLostError("the turn is over; its session takes no more items")
-        rows = [{"session_id": self.session_id, "message_data": await self._serialize_item(i)} for i in items]
-        write = asyncio.ensure_future(self._insert(rows))
+        data = [await self._serialize_item(item) for item in items]
+        write = asyncio.ensure_future(self._insert(data))
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
         await settled(write)  # a write is never cut off half-way by the turn's cancellation
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        """The lease's check and the items, in one transaction (the session's row was made, or
-        touched, when the turn took its lease)."""
-        async with transaction(self.store.engine) as conn:
-            if not await self.store.locks.fence(conn, self.session_id):
-                raise LeaseLostError(LOST)
-            written = await conn.execute(insert(agent_messages).returning(agent_messages.c.id), rows)
-            self.last_item = max(self.last_item, *written.scalars().all())
-            self.written += len(rows)
+    async def _insert(self, data: list[str]) -> None:
+        """The items, if the lease is still this turn's (the session's row was made, or touched,
+        when the turn took its lease)."""
+        ids = await append_items(self.store.locks, self.session_id, data)
+        self.last_item = max(self.last_item, *ids)
+        self.written += len(ids)
 
     async def close(self) -> None:
         """The turn is over: no more writes, and those in flight have landed."""
@@ -139,8 +134,8 @@ class ConversationMemory:
         leases = self.store.locks
         limit = self.store.settings.max_items
 
-        async def take(conn: AsyncConnection) -> TurnStart | None:
-            return await start_turn(conn, leases, key, limit)
+        async def take() -> TurnStart | None:
+            return await start_turn(leases, key, limit)
 
         async with leases.hold(key, take) as lease:
             start: TurnStart = lease.begun

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agentship.state.engine import reading, transaction
+from agentship.state.engine import autocommit, transaction
 from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
 from agentship.state.schema import conversations
 
@@ -34,7 +34,7 @@ class ConversationMap:
             conversations.c.backend == self.backend,
             conversations.c.expires_at > self.clock(),
         )
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return None

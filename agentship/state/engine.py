@@ -103,10 +103,11 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for a read of committed rows. On PostgreSQL it runs outside a transaction
-    (autocommit): each statement is one round trip, with no BEGIN and COMMIT around it. On
-    SQLite, where a transaction costs no round trip, it is :func:`transaction`."""
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose every statement is a transaction of its own on PostgreSQL: one round
+    trip each, with no BEGIN and COMMIT around it. For reads of committed rows, and for writes
+    made in one statement. On SQLite, where a transaction costs no round trip, it is
+    :func:`transaction`."""
     if engine.dialect.name != "postgresql":
         async with transaction(engine) as conn:
             yield conn
@@ -125,7 +126,12 @@ def db_now(engine: AsyncEngine) -> ColumnElement[float]:
     Replicas' clocks drift apart; a lease compared against each one's own clock could be taken
     over while its holder still runs (a clock ahead) or kept long after its holder died.
     """
-    if engine.dialect.name == "postgresql":
+    return clock_sql(engine.dialect.name)
+
+
+def clock_sql(dialect: str) -> ColumnElement[float]:
+    """:func:`db_now` for a dialect's name."""
+    if dialect == "postgresql":
         return cast(func.extract("epoch", func.clock_timestamp()), Float)
     return (func.julianday("now") - 2440587.5) * 86400.0  # SQLite: days since the epoch of Julian days
 

@@ -36,8 +36,8 @@ from agentship.state.schema import locks
 
 _logger = logging.getLogger(__name__)
 
-Take = Callable[[AsyncConnection], Awaitable[Any]]
-"""Takes a lease in the transaction it is given, with what else belongs in it; None if held."""
+Take = Callable[[], Awaitable[Any]]
+"""Takes a lease, with what else belongs with it (in one transaction); None if it is held."""
 
 LOST = "the conversation's lease was lost while its turn ran (the state store was unreachable for too long); retry"
 
@@ -109,11 +109,11 @@ class LeaseLocks:
 
     async def _try(self, key: str, take: Take | None) -> tuple[bool, Any]:
         """(taken, what ``take`` returned): ``take``, if given, takes the lease instead of
-        :meth:`upsert`, in one transaction with whatever else it does (it returns None if held)."""
+        :meth:`upsert`, with whatever else it does (it returns None if the lease is held)."""
+        if take is not None:
+            begun = await take()
+            return begun is not None, begun
         async with transaction(self.engine) as conn:
-            if take is not None:
-                begun = await take(conn)
-                return begun is not None, begun
             return bool((await conn.execute(self.upsert(key))).rowcount), None
 
     async def renew(self, key: str) -> bool:

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agentship.state.engine import reading, transaction
+from agentship.state.engine import autocommit, transaction
 from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
 from agentship.state.purge import trim_session
 from agentship.state.records import conversation_key
@@ -110,7 +110,7 @@ class OpenAIConversations:
 
     async def get(self, user_id: str, conversation_id: str) -> ConversationRecord | None:
         """The conversation, unless it does not exist for this user or has expired."""
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             return await self._live(conn, conversation_key(user_id, conversation_id))
 
     async def update(

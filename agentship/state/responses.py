@@ -15,17 +15,18 @@ Consistency, per operation (every one is a single transaction):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agentship.state.engine import db_now, reading, transaction
+from agentship.state.engine import autocommit, db_now, transaction
 from agentship.state.records import TERMINAL, RunControl, StoredResponse
 from agentship.state.schema import response_events, response_items, responses
 from agentship.state.settings import StateSettings
@@ -44,6 +45,17 @@ def _values(rec: StoredResponse, now: float) -> dict[str, Any]:
     values = {name: getattr(rec, name) for name in _COLUMNS}
     values["updated_at"] = now
     return values
+
+
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """A response's insert-or-replace, built once, its values bound (SQLAlchemy otherwise builds
+    and keys the statement on every save)."""
+    insert_ = (pg_insert if dialect == "postgresql" else sqlite_insert)(responses)
+    names = [*_COLUMNS, "updated_at"]
+    statement = insert_.values({name: bindparam(name, type_=responses.c[name].type) for name in names})
+    replaced = {name: statement.excluded[name] for name in names if name != "id"}
+    return statement.on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
 
 
 class ResponseStore:
@@ -70,14 +82,19 @@ class ResponseStore:
         """
         now = self.clock()
         values = _values(rec, now)
-        if rec.owner is not None and rec.lease_until:
+        dialect = self.engine.dialect.name
+        if rec.owner is not None and rec.lease_until:  # an expression: the statement is built for it
             values["lease_until"] = db_now(self.engine) + max(0.0, rec.lease_until - now)
-        upsert = (pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert)(responses)
-        replaced = {k: v for k, v in values.items() if k != "id"}
-        async with transaction(self.engine) as conn:
-            await conn.execute(
-                upsert.values(**values).on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
+            upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(responses)
+            replaced = {k: v for k, v in values.items() if k != "id"}
+            statement, params = (
+                upsert.values(**values).on_conflict_do_update(index_elements=[responses.c.id], set_=replaced),
+                {},
             )
+        else:
+            statement, params = _upsert(dialect), values
+        async with transaction(self.engine) as conn:
+            await conn.execute(statement, params)
             await self._write_items(conn, rec, replace=not fresh)
             if events:
                 rows = [{"response_id": rec.id, "seq": int(e["sequence_number"]), "event": e} for e in events]
@@ -102,7 +119,7 @@ class ResponseStore:
             await conn.execute(insert(response_items), rows)
 
     async def get(self, user_id: str, response_id: str) -> StoredResponse | None:
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             row = (
                 await conn.execute(
                     select(responses).where(
@@ -116,7 +133,7 @@ class ResponseStore:
 
     async def get_any(self, response_id: str) -> StoredResponse | None:
         """A response whoever it belongs to (for the server's own bookkeeping, never a client)."""
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             row = (await conn.execute(select(responses).where(responses.c.id == response_id))).first()
         return None if row is None else _record(row)
 
@@ -149,7 +166,7 @@ class ResponseStore:
             )
             .order_by(responses.c.created_at)
         )
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             return {row.item_id: dict(row.item) for row in await conn.execute(query)}
 
 
@@ -233,7 +250,7 @@ class RunStore(ResponseStore):
             .order_by(response_events.c.seq)
             .limit(limit)
         )
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             return [dict(row.event) for row in await conn.execute(query)]
 
     async def finish(
@@ -289,5 +306,5 @@ class RunStore(ResponseStore):
             )
             .limit(limit)
         )
-        async with reading(self.engine) as conn:
+        async with autocommit(self.engine) as conn:
             return [row.id for row in await conn.execute(query)]

@@ -3,11 +3,11 @@
 The SDK writes a turn's items into the session as the turn goes (its input before the first
 model call). So that a turn that fails leaves nothing behind, whatever kills it:
 
-* :func:`start_turn` takes the lease and records on its row the session's last item id (the
-  turn's *mark*), and reads the session's history, in one transaction: if the previous holder
-  left its mark (it was killed, or lost the store, half-way), the mark stays that one, and the
-  items after it, that turn's, are deleted: nobody else wrote since (every write checks the
-  lease, :meth:`~agentship.state.locks.LeaseLocks.fence`). :func:`begin_turn` does the same
+* :func:`~agentship.state.turn_io.start_turn` takes the lease and records on its row the
+  session's last item id (the turn's *mark*), then reads the session's history: if the previous
+  holder left its mark (it was killed, or lost the store, half-way), the mark stays that one,
+  and the items after it, that turn's, are deleted: nobody else wrote since (every write checks
+  the lease, :meth:`~agentship.state.locks.LeaseLocks.fence`). :func:`begin_turn` does the same
   under a lease already held;
 * :func:`keep_turn` ends a turn that succeeded: the lease row goes with its mark, at once;
 * :func:`undo_turn` ends a turn that failed: its items go with the lease row, at once (also
@@ -24,18 +24,16 @@ Each is one transaction, and each checks that the lease is still this replica's.
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Float, String, bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agentship.state.engine import db_now, transaction
+from agentship.state.engine import autocommit, clock_sql, db_now, transaction
 from agentship.state.locks import LOST, LeaseLocks, LeaseLostError
-from agentship.state.schema import agent_messages, agent_sessions, locks, openai_conversations
+from agentship.state.schema import agent_messages, locks, openai_conversations
 
 _logger = logging.getLogger(__name__)
 
@@ -51,69 +49,6 @@ async def take_back(conn: AsyncConnection, key: str) -> None:
     )
     await conn.execute(update(locks).where(locks.c.key == key).values(turn_mark=None))
     _logger.warning("took back %d session items of an interrupted turn", undone.rowcount or 0)
-
-
-@dataclass(frozen=True)
-class TurnStart:
-    """A turn's start, read in the transaction that took its lease."""
-
-    mark: int
-    """The session's last item id before the turn (0: none)."""
-    history: list[str]
-    """The session's newest items (``limit`` at most), oldest first, as the SDK stored them."""
-    count: int | None
-    """How many items the session holds, if fewer than ``limit`` (None: ``limit`` or more)."""
-
-
-def _last_item(key: str) -> Any:
-    query = select(func.coalesce(func.max(agent_messages.c.id), 0)).where(agent_messages.c.session_id == key)
-    return query.scalar_subquery()
-
-
-async def _newest(conn: AsyncConnection, key: str, limit: int | None) -> list[Any]:
-    """The session's newest items, oldest first, ordered as the SDK's own read orders them."""
-    query = (
-        select(agent_messages.c.id, agent_messages.c.message_data)
-        .where(agent_messages.c.session_id == key)
-        .order_by(agent_messages.c.created_at.desc(), agent_messages.c.id.desc())
-    )
-    return list(reversed((await conn.execute(query if limit is None else query.limit(limit))).all()))
-
-
-async def start_turn(
-    conn: AsyncConnection, leases: LeaseLocks, key: str, limit: int | None
-) -> TurnStart | None:
-    """In ``conn``'s transaction: take the lease on session ``key`` for a turn, mark the turn's
-    start and read the history; None if another holder has the lease. Two statements, usually:
-    the lease's upsert (which writes the mark: the session's last item id, or the mark an
-    interrupted turn left) and the read; a third makes sure the session's row is there."""
-    interrupted_or_now = func.coalesce(locks.c.turn_mark, _last_item(key))  # an interrupted turn's mark stays
-    taken = await conn.execute(
-        leases.upsert(key, {"turn_mark": _last_item(key)}, {"turn_mark": interrupted_or_now}).returning(
-            locks.c.turn_mark
-        )
-    )
-    row = taken.first()
-    if row is None:
-        return None
-    mark = int(row.turn_mark or 0)
-    upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(
-        upsert(agent_sessions)
-        .values(session_id=key)
-        .on_conflict_do_update(
-            index_elements=[agent_sessions.c.session_id], set_={"updated_at": text("CURRENT_TIMESTAMP")}
-        )
-    )
-    rows = await _newest(conn, key, limit)
-    if rows and rows[-1].id > mark:  # an interrupted turn's items: take them back
-        undone = await conn.execute(
-            delete(agent_messages).where(agent_messages.c.session_id == key, agent_messages.c.id > mark)
-        )
-        _logger.warning("took back %d session items of an interrupted turn", undone.rowcount or 0)
-        rows = await _newest(conn, key, limit)
-    count = len(rows) if limit is None or len(rows) < limit else None
-    return TurnStart(mark, [row.message_data for row in rows], count)
 
 
 async def begin_turn(leases: LeaseLocks, key: str) -> int:
@@ -139,13 +74,17 @@ async def keep_turn(leases: LeaseLocks, key: str, expires_at: float | None = Non
     Raises :class:`LeaseLostError` if the lease is no longer this replica's: then the turn is
     not kept (the next holder takes it back).
     """
+    ours = [locks.c.key == key, locks.c.owner == leases.owner, locks.c.expires_at > db_now(leases.engine)]
+    if leases.engine.dialect.name == "postgresql":  # one statement: one round trip
+        values: dict[str, Any] = {"lease_key": key, "lease_owner": leases.owner}
+        if expires_at is not None:
+            values["conversation_expires_at"] = expires_at
+        async with autocommit(leases.engine) as conn:
+            if not (await conn.execute(_pg_keep(expires_at is not None), values)).scalar():
+                raise LeaseLostError(LOST)
+        return
     async with transaction(leases.engine) as conn:
-        released = await conn.execute(
-            delete(locks).where(
-                locks.c.key == key, locks.c.owner == leases.owner, locks.c.expires_at > db_now(leases.engine)
-            )
-        )
-        if not released.rowcount:
+        if not (await conn.execute(delete(locks).where(*ours))).rowcount:
             raise LeaseLostError(LOST)
         if expires_at is not None:
             await conn.execute(
@@ -153,6 +92,26 @@ async def keep_turn(leases: LeaseLocks, key: str, expires_at: float | None = Non
                 .where(openai_conversations.c.key == key)
                 .values(expires_at=expires_at)
             )
+
+
+@functools.cache
+def _pg_keep(touch: bool) -> Any:
+    """:func:`keep_turn` on PostgreSQL, built once: the lease row goes (if it is still ours) and,
+    with ``touch``, the conversation's expiry moves, in one statement; how many rows went."""
+    key, owner = bindparam("lease_key", type_=String), bindparam("lease_owner", type_=String)
+    ours = [locks.c.key == key, locks.c.owner == owner, locks.c.expires_at > clock_sql("postgresql")]
+    released = delete(locks).where(*ours).returning(locks.c.key).cte("released")
+    kept = select(func.count()).select_from(released)
+    if not touch:
+        return kept
+    touched = (
+        update(openai_conversations)
+        .where(openai_conversations.c.key.in_(select(released.c.key)))
+        .values(expires_at=bindparam("conversation_expires_at", type_=Float))
+        .returning(openai_conversations.c.key)
+        .cte("touched")
+    )
+    return kept.add_cte(touched)
 
 
 async def undo_turn(leases: LeaseLocks, key: str, mark: int) -> int:
