@@ -2,8 +2,7 @@
 # Sets up the project (scripts/setup.sh), the Llama Stack test servers, the real small model, a
 # headless browser, Arize Phoenix and Ray Serve, checks style and types, and runs the whole suite.
 # Beside it, the end-to-end subset in tests/floors.txt runs at the lowest versions pyproject.toml
-# declares (scripts/floors.sh; AGENTSHIP_FLOORS=0 skips it), and the suite itself runs as two
-# pytest processes (AGENTSHIP_SPLIT=0: one). All must pass.
+# declares (scripts/floors.sh; AGENTSHIP_FLOORS=0 skips it). Both must pass.
 # Extra arguments go to the whole suite's pytest, e.g. scripts/test.sh -k serve -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,34 +44,8 @@ if [ "${AGENTSHIP_FLOORS:-1}" = 1 ]; then
     --basetemp="$floors_tmp/tmp" > "$floors_tmp/pytest.log" 2>&1 &
   floors_pid=$!
 fi
-# The suite waits on servers more than it computes (load ~1.5 on 2 cores): the modules below,
-# whose fixtures start their own servers on free ports in their own temp dirs, run in a second
-# pytest beside the rest (AGENTSHIP_SPLIT=0, or naming tests to run, keeps one process).
-side=(tests/llama_stack tests/realmodel tests/ray tests/e2e)
-split="${AGENTSHIP_SPLIT:-1}"
-for arg in "$@"; do case "$arg" in tests*|*.py|*::*) split=0 ;; esac; done
-ignore=()
-if [ "$split" = 1 ]; then
-  side_tmp=$(mktemp -d -t agentship-side.XXXXXX)
-  python -m pytest "$@" -p no:cacheprovider --basetemp="$side_tmp/tmp" "${side[@]}" > "$side_tmp/pytest.log" 2>&1 &
-  side_pid=$!
-  for dir in "${side[@]}"; do ignore+=("--ignore=$dir"); done
-fi
 status=0
-python -m pytest "$@" "${ignore[@]}" || status=$?
-if [ -n "${side_pid:-}" ]; then
-  side_status=0
-  wait "$side_pid" || side_status=$?
-  if [ "$side_status" -eq 0 ] || [ "$side_status" -eq 5 ]; then   # 5: nothing selected there
-    echo "beside: $(grep -E ' (passed|failed|error|deselected)' "$side_tmp/pytest.log" | tail -1) (${side[*]})"
-  else
-    grep -E '^(FAILED|ERROR)|^E  ' "$side_tmp/pytest.log" | head -80 >&2
-    echo "beside: ${side[*]} failed: $(grep -E ' (passed|failed|error)' "$side_tmp/pytest.log" | tail -1)" >&2
-    tail -60 "$side_tmp/pytest.log" >&2
-    status=1
-  fi
-  rm -rf "$side_tmp"
-fi
+python -m pytest "$@" || status=$?
 if [ -n "${floors_pid:-}" ]; then
   if wait "$floors_pid"; then
     echo "floors: $(grep -E ' (passed|failed|error)' "$floors_tmp/pytest.log" | tail -1) (tests/floors.txt at the declared floors)"

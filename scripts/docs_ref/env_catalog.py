@@ -330,13 +330,6 @@ CATALOG: tuple[EnvVar, ...] = (
     ),
     EnvVar("AGENTSHIP_VENV", "scripts", "`.venv`", "The project's virtualenv (`scripts/setup.sh`)."),
     EnvVar(
-        "AGENTSHIP_SPLIT",
-        "scripts",
-        "`1`",
-        "`0` runs the whole suite in one pytest process; by default `scripts/test.sh` runs "
-        "`tests/llama_stack`, `tests/realmodel`, `tests/ray` and `tests/e2e` in a second one beside it.",
-    ),
-    EnvVar(
         "AGENTSHIP_FLOORS",
         "scripts",
         "`1`",
