@@ -42,14 +42,16 @@ def tree_rss_mib(pid: int) -> float:
 
 
 def tree_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live descendants (all their threads)."""
+    """User + system CPU seconds of ``pid`` and its descendants (all their threads), those that
+    ended too: a process's ``cutime``/``cstime`` hold its reaped children's (PostgreSQL's
+    backends come and go with the clients' connections; without it a tree's CPU could fall)."""
     total = 0
     for current in _tree(pid):
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime (clock ticks)
     return total / _TICKS
 
 

@@ -98,8 +98,12 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as connection:
             yield connection
     except (SQLAlchemyError, OSError) as exc:
-        _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
-        raise StateError("the state store is unavailable; retry later") from exc
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: BaseException) -> StateError:
+    _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
+    return StateError("the state store is unavailable; retry later")
 
 
 @asynccontextmanager
@@ -116,8 +120,7 @@ async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
     except (SQLAlchemyError, OSError) as exc:
-        _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
-        raise StateError("the state store is unavailable; retry later") from exc
+        raise _unavailable(exc) from exc
 
 
 def db_now(engine: AsyncEngine) -> ColumnElement[float]:

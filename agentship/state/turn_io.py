@@ -53,10 +53,14 @@ def _take(leases: LeaseLocks, key: str) -> Any:
     return statement.returning(locks.c.turn_mark)
 
 
-def _session_row(dialect: str, key: str) -> Any:
-    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(agent_sessions)
-    return upsert.values(session_id=key).on_conflict_do_update(
-        index_elements=[agent_sessions.c.session_id], set_={"updated_at": text("CURRENT_TIMESTAMP")}
+def _session_row(key: str) -> Any:
+    """The session's row made, or touched (SQLite; PostgreSQL's is in :func:`_pg_start`)."""
+    return (
+        sqlite_insert(agent_sessions)
+        .values(session_id=key)
+        .on_conflict_do_update(
+            index_elements=[agent_sessions.c.session_id], set_={"updated_at": text("CURRENT_TIMESTAMP")}
+        )
     )
 
 
@@ -93,7 +97,7 @@ async def start_turn(leases: LeaseLocks, key: str, limit: int | None) -> TurnSta
             row = (await conn.execute(_take(leases, key))).first()
             if row is None:
                 return None
-            await conn.execute(_session_row("sqlite", key))
+            await conn.execute(_session_row(key))
             return await _read(conn, key, int(row.turn_mark or 0), limit)
     async with autocommit(engine) as conn:
         taken = await conn.execute(

@@ -7,8 +7,7 @@ model call). So that a turn that fails leaves nothing behind, whatever kills it:
   session's last item id (the turn's *mark*), then reads the session's history: if the previous
   holder left its mark (it was killed, or lost the store, half-way), the mark stays that one,
   and the items after it, that turn's, are deleted: nobody else wrote since (every write checks
-  the lease, :meth:`~agentship.state.locks.LeaseLocks.fence`). :func:`begin_turn` does the same
-  under a lease already held;
+  the lease, :meth:`~agentship.state.locks.LeaseLocks.fence`);
 * :func:`keep_turn` ends a turn that succeeded: the lease row goes with its mark, at once;
 * :func:`undo_turn` ends a turn that failed: its items go with the lease row, at once (also
   when the lease ran out, as long as nobody took it over);
@@ -51,22 +50,6 @@ async def take_back(conn: AsyncConnection, key: str) -> None:
     _logger.warning("took back %d session items of an interrupted turn", undone.rowcount or 0)
 
 
-async def begin_turn(leases: LeaseLocks, key: str) -> int:
-    """Take back what an interrupted turn of session ``key`` left, then mark the new turn's start."""
-    after = agent_messages.c.session_id == key
-    async with transaction(leases.engine) as conn:
-        if not await leases.fence(conn, key):
-            raise LeaseLostError(LOST)
-        await take_back(conn, key)
-        mark = (
-            await conn.execute(select(func.coalesce(func.max(agent_messages.c.id), 0)).where(after))
-        ).scalar()
-        await conn.execute(
-            update(locks).where(locks.c.key == key, locks.c.owner == leases.owner).values(turn_mark=mark)
-        )
-    return int(mark or 0)
-
-
 async def keep_turn(leases: LeaseLocks, key: str, expires_at: float | None = None) -> None:
     """The turn succeeded: drop the lease row and its mark in one go (this is the commit); with
     ``expires_at``, a conversation of the Conversations API lives until then.
@@ -74,7 +57,6 @@ async def keep_turn(leases: LeaseLocks, key: str, expires_at: float | None = Non
     Raises :class:`LeaseLostError` if the lease is no longer this replica's: then the turn is
     not kept (the next holder takes it back).
     """
-    ours = [locks.c.key == key, locks.c.owner == leases.owner, locks.c.expires_at > db_now(leases.engine)]
     if leases.engine.dialect.name == "postgresql":  # one statement: one round trip
         values: dict[str, Any] = {"lease_key": key, "lease_owner": leases.owner}
         if expires_at is not None:
@@ -83,6 +65,7 @@ async def keep_turn(leases: LeaseLocks, key: str, expires_at: float | None = Non
             if not (await conn.execute(_pg_keep(expires_at is not None), values)).scalar():
                 raise LeaseLostError(LOST)
         return
+    ours = [locks.c.key == key, locks.c.owner == leases.owner, locks.c.expires_at > db_now(leases.engine)]
     async with transaction(leases.engine) as conn:
         if not (await conn.execute(delete(locks).where(*ours))).rowcount:
             raise LeaseLostError(LOST)

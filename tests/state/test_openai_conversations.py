@@ -19,7 +19,8 @@ from agentship.state.locks import LeaseLocks
 from agentship.state.openai_conversations import ID_PREFIX, OpenAIConversations
 from agentship.state.purge import purge_expired
 from agentship.state.schema import agent_messages, agent_sessions, locks, openai_conversations
-from agentship.state.turns import begin_turn, keep_turn
+from agentship.state.turn_io import TurnStart, start_turn
+from agentship.state.turns import keep_turn
 from tests.state.test_store import run, settings
 
 
@@ -83,8 +84,11 @@ def test_the_items_of_a_running_turn_are_not_the_conversations_until_it_is_kept(
         try:
             rec, _ = await store.openai_conversations.create("alice", {}, [said("before")])
             key = conversation_key("alice", rec.id)
-            async with replica.hold(key):
-                await begin_turn(replica, key)
+
+            async def take() -> TurnStart | None:
+                return await start_turn(replica, key, 1000)
+
+            async with replica.hold(key, take):
                 await _write_as_the_sdk(store, key, [said("the turn's input")])
                 assert await _texts(store, "alice", rec.id) == ["before"]
                 await keep_turn(replica, key)
