@@ -69,9 +69,12 @@ class _Conversation:
         for turn in range(turns):
             url = self.urls[(self.index + turn) % len(self.urls)]
             started = time.perf_counter()
-            reply = await client.post(url, json=self.body(turn))
+            try:
+                reply: httpx.Response | None = await client.post(url, json=self.body(turn))
+            except httpx.TransportError:  # a contender that drops the connection: an error, counted
+                reply = None
             latencies.append((time.perf_counter() - started) * 1000)
-            if reply.status_code != 200:
+            if reply is None or reply.status_code != 200:
                 errors += 1
                 if self.mode == "resend":
                     self.history.pop()
