@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Trace
+from mlflow.tracing.constant import TraceMetadataKey
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,18 +45,34 @@ def download_model(model_uri: str, dest: Path) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dest)))
 
 
+_FINALIZED = getattr(TraceMetadataKey, "TRACE_INFO_FINALIZED", None)
+
+
+def settled(trace: Trace) -> bool:
+    """Whether the trace's info has landed whole.
+
+    MLflow's exporter sends a trace's spans and its info separately, and from MLflow 3.17 on a
+    SQL store makes the trace's row from whichever arrives first: a trace made from its spans
+    already has its session but not yet its user, tags or state. ``start_trace`` marks the info
+    as landed (older versions make the row only from the info).
+    """
+    return _FINALIZED is None or _FINALIZED in trace.info.trace_metadata
+
+
 def wait_for_traces(
     experiment_name: str, match: Callable[[Trace], bool], timeout: float = 30.0
 ) -> list[Trace]:
-    """All traces of the experiment once one matches (traces are exported asynchronously)."""
+    """All settled traces of the experiment once one matches (traces are exported
+    asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
         experiment = MlflowClient().get_experiment_by_name(experiment_name)
         traces: list[Trace] = []
         if experiment is not None:
-            traces = mlflow.search_traces(
+            found = mlflow.search_traces(
                 locations=[experiment.experiment_id], return_type="list", max_results=200
             )
+            traces = [t for t in found if settled(t)]
             if any(match(t) for t in traces):
                 return traces
         if time.monotonic() > deadline:

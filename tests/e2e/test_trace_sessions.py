@@ -18,7 +18,7 @@ from mlflow.entities import Trace
 from mlflow.tracing.constant import TraceMetadataKey
 
 from agentship.testing.processes import ServerProcess, free_port, start_mlflow_serve, start_server, venv_env
-from tests.e2e.helpers import run_log_agent, wait_for_traces
+from tests.e2e.helpers import run_log_agent, settled, wait_for_traces
 
 pytestmark = pytest.mark.e2e
 
@@ -58,12 +58,14 @@ def _ask(server: ServerProcess, text: str, **context: str) -> None:
 
 
 def _by_session(experiment: str, session: str) -> list[Trace]:
+    """The conversation's traces whose info has landed whole (see ``settled``)."""
     experiment_id = MlflowClient().get_experiment_by_name(experiment).experiment_id
-    return mlflow.search_traces(
+    found = mlflow.search_traces(
         locations=[experiment_id],
         filter_string=f"metadata.`{TraceMetadataKey.TRACE_SESSION}` = '{session}'",
         return_type="list",
     )
+    return [t for t in found if settled(t)]
 
 
 def _eventually(condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -21,7 +21,7 @@ from mlflow.tracing.constant import SpanAttributeKey, TraceMetadataKey
 from agentship.client import ServedAgent, answer_text
 from agentship.testing.processes import ServerProcess, start_mlflow_serve
 from agentship.testing.real_model import MODEL_ALIAS
-from tests.e2e.helpers import download_model, wait_for_traces
+from tests.e2e.helpers import download_model, settled, wait_for_traces
 from tests.serving.test_server import sse_events
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.e2e]
@@ -156,11 +156,12 @@ def test_a_conversation_keeps_its_turns_and_its_session(serving: ServerProcess) 
 
 def _session_traces(experiment: str, session: str) -> list[Trace]:
     experiment_id = MlflowClient().get_experiment_by_name(experiment).experiment_id
-    return mlflow.search_traces(
+    found = mlflow.search_traces(
         locations=[experiment_id],
         filter_string=f"metadata.`{TraceMetadataKey.TRACE_SESSION}` = '{session}'",
         return_type="list",
     )
+    return [t for t in found if settled(t)]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from mlflow.entities import Run, Trace
 from agentship.client.a2a import A2AAgent, A2ATaskError
 from agentship.client.exchange_log import ExchangeLogger
 from agentship.testing.processes import ServerProcess, free_port, venv_env
+from tests.e2e.helpers import settled
 from tests.serving.a2a_standin import StandIn, kagent_standin
 from tests.serving.test_client import CLIENT, run_client
 
@@ -40,7 +41,8 @@ def runs_of(experiment: str) -> list[Run]:
 
 
 def session_traces(experiment: str, session: str, count: int, timeout: float = 30) -> list[Trace]:
-    """The experiment's traces in ``session`` (MLflow's Sessions view), once there are ``count``."""
+    """The experiment's settled traces in ``session`` (MLflow's Sessions view), once there are
+    ``count``."""
     found = MlflowClient().get_experiment_by_name(experiment)
     assert found is not None
     deadline = time.monotonic() + timeout
@@ -50,6 +52,7 @@ def session_traces(experiment: str, session: str, count: int, timeout: float = 3
             filter_string=f"metadata.`mlflow.trace.session` = '{session}'",
             return_type="list",
         )
+        traces = [t for t in traces if settled(t)]
         if len(traces) >= count or time.monotonic() > deadline:
             return traces
         time.sleep(0.5)
