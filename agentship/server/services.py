@@ -25,6 +25,7 @@ from agentship import trace_export
 from agentship.errors import ConfigError, StateError
 from agentship.server.core.admission import Admission
 from agentship.server.core.runner import ModelRunner
+from agentship.server.http.idempotency import Idempotency
 from agentship.server.observability import metrics, otlp
 from agentship.server.protocols.responses.background.runs import BackgroundRuns, RunLimits
 from agentship.server.protocols.responses.stored import StoredResponses
@@ -48,6 +49,8 @@ class Services:
     stored: StoredResponses | None = None
     """Stored responses (None when the state store is off)."""
     background: BackgroundRuns | None = None
+    idempotency: Idempotency | None = None
+    """Keyed requests (``Idempotency-Key``; None when the state store is off)."""
     traces: trace_export.TraceExport | None = None
     a2a: A2AService | None = None
     bearer_auth: bool = False
@@ -137,6 +140,10 @@ async def _open_state(services: Services, stack: AsyncExitStack) -> None:
     background = services.background = BackgroundRuns(store, services.runner, limits)
     background.start()
     stack.push_async_callback(background.close)
+    keyed = services.idempotency = Idempotency(
+        store, wait_s=services.settings.request_timeout_s, retry_after_s=services.settings.retry_after_s
+    )
+    stack.push_async_callback(keyed.close, services.settings.drain_timeout_s)
     purge = asyncio.create_task(_purge(store), name="server-state-purge")
     stack.callback(purge.cancel)
     _logger.warning(

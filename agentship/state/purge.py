@@ -19,6 +19,7 @@ from agentship.state.schema import (
     agent_messages,
     agent_sessions,
     conversations,
+    idempotency_keys,
     locks,
     openai_conversations,
     response_events,
@@ -55,6 +56,11 @@ async def purge_expired(
                 locks.c.turn_mark.is_(None) | (locks.c.expires_at < now - settings.ttl_s),
             ),
             delete(run_states).where(run_states.c.expires_at < now),
+            # a key still claimed stays until its claimant's lease is over too
+            delete(idempotency_keys).where(
+                idempotency_keys.c.expires_at < now,
+                idempotency_keys.c.lease_until.is_(None) | (idempotency_keys.c.lease_until < now),
+            ),
             # an expired conversation of the Conversations API goes with its session
             delete(agent_messages).where(agent_messages.c.session_id.in_(expired_conversations)),
             delete(agent_sessions).where(agent_sessions.c.session_id.in_(expired_conversations)),

@@ -18,6 +18,8 @@ expires (``expires_at``, epoch seconds) a TTL after its last use.
   its SDK session, ``agent_messages`` under ``key`` (:func:`~agentship.state.conversation_key`).
 * ``agentship_run_states``: paused runs (an Agents SDK ``RunState``), by the calls they wait on;
   the rows of one run share its ``run_id`` (null for runs paused before revision 0004).
+* ``agentship_idempotency_keys``: a user's ``Idempotency-Key`` s, the fingerprint of the request
+  each was first used with, its claimant's lease while it runs, and the answer it got.
 * ``agent_sessions`` / ``agent_messages``: the OpenAI Agents SDK's ``SQLAlchemySession``
   tables, column for column as the SDK defines them (the SDK reads and writes them).
 """
@@ -133,6 +135,21 @@ run_states = Table(
     Column("run_id", String(64)),
     Index("ix_agentship_run_states_expires_at", "expires_at"),
     Index("ix_agentship_run_states_run_id", "run_id"),
+)
+
+idempotency_keys = Table(
+    "agentship_idempotency_keys",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("owner", String(64)),
+    Column("lease_until", Float),
+    Column("answer", Json),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_agentship_idempotency_keys_expires_at", "expires_at"),
 )
 
 agent_sessions = Table(

@@ -35,6 +35,7 @@ MAX_ITEMS_ENV = "AGENTSHIP_STATE_MAX_ITEMS"
 POOL_SIZE_ENV = "AGENTSHIP_STATE_POOL_SIZE"
 POOL_OVERFLOW_ENV = "AGENTSHIP_STATE_POOL_OVERFLOW"
 LEASE_ENV = "AGENTSHIP_STATE_LEASE_S"
+IDEMPOTENCY_TTL_ENV = "AGENTSHIP_IDEMPOTENCY_TTL_S"
 DEFAULT_TTL_S = 30 * 24 * 3600.0
 """Stored responses and conversations expire 30 days after their last use (as OpenAI's do)."""
 DEFAULT_MAX_ITEMS = 1000
@@ -43,6 +44,8 @@ DEFAULT_POOL_SIZE = 5
 DEFAULT_POOL_OVERFLOW = 5
 DEFAULT_LEASE_S = 15.0
 """A conversation's turn holds its lease this long between renewals (renewed every third of it)."""
+DEFAULT_IDEMPOTENCY_TTL_S = 24 * 3600.0
+"""An ``Idempotency-Key`` and its answer are kept 24 hours (as Stripe keeps them)."""
 _DISABLED = {"none", "off", "disabled"}
 
 
@@ -57,6 +60,8 @@ class StateSettings:
     """Connections an engine may open beyond ``pool_size`` under a burst (closed when returned)."""
     lease_s: float = DEFAULT_LEASE_S
     """How long a conversation's lease lasts unrenewed (a dead replica holds it this long)."""
+    idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
+    """How long an ``Idempotency-Key`` is kept with its answer."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,6 +90,9 @@ class StateSettings:
                 environ, POOL_OVERFLOW_ENV, DEFAULT_POOL_OVERFLOW, int, "an integer >= 0", lambda v: v >= 0
             ),
             lease_s=_number(environ, LEASE_ENV, DEFAULT_LEASE_S, float, "seconds >= 1", lambda v: v >= 1),
+            idempotency_ttl_s=_number(
+                environ, IDEMPOTENCY_TTL_ENV, DEFAULT_IDEMPOTENCY_TTL_S, float, "seconds > 0", lambda v: v > 0
+            ),
         )
 
 

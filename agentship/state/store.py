@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agentship.errors import StateError
 from agentship.state.conversations import ConversationMap
 from agentship.state.engine import create_engine
+from agentship.state.idempotency import IdempotencyKeys
 from agentship.state.locks import LeaseLocks
 from agentship.state.migrate import ensure_schema
 from agentship.state.openai_conversations import OpenAIConversations
@@ -44,6 +45,8 @@ class StateStore:
         self.paused = PausedRuns(engine, settings.ttl_s)
         self.openai_conversations = OpenAIConversations(engine, self.locks, settings)
         """The Conversations API's conversations (each over the SDK session of its turns)."""
+        self.idempotency = IdempotencyKeys(engine, owner, settings.idempotency_ttl_s, settings.lease_s)
+        """Requests' ``Idempotency-Key`` s and their answers."""
 
     @classmethod
     async def open(

@@ -88,6 +88,12 @@ CATALOG: tuple[EnvVar, ...] = (
         "`15`",
         "How long a conversation's lease lasts unrenewed (at least 1 s); renewed every third of it.",
     ),
+    EnvVar(
+        "AGENTSHIP_IDEMPOTENCY_TTL_S",
+        "state",
+        "`86400` (24 hours)",
+        "Seconds an `Idempotency-Key` and its kept answer live; purged with the rest of the state.",
+    ),
     # -- authentication ---------------------------------------------------------------------------
     EnvVar(
         "AGENTSHIP_API_KEYS",

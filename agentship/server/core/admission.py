@@ -12,6 +12,13 @@ class Slot:
         self._admission = admission
         self._held = True
 
+    def transfer(self) -> Slot:
+        """The same place, now held by whoever takes the returned slot (work that outlives its
+        request); releasing this one does nothing."""
+        slot = Slot(self._admission)
+        slot._held, self._held = self._held, False
+        return slot
+
     def release(self) -> None:
         if self._held:
             self._held = False

@@ -193,3 +193,9 @@ def _too_large(limit: int) -> HttpError:
 
 async def read_json(request: Request, limits: BodyLimits) -> dict[str, Any]:
     return parse_json(await read_body(request, limits))
+
+
+async def until_disconnect(request: Request) -> None:
+    """Return when the client goes away (its request already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -9,6 +9,7 @@ the answer is a JSON body or a stream.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -19,10 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from agentship.server.core.errors import HttpError, classify
+from agentship.server.core.admission import Slot
+from agentship.server.core.errors import HttpError, classify, invalid
 from agentship.server.core.race import Stopped, unless
 from agentship.server.core.run import AgentRun
-from agentship.server.http.body import ClientGone, read_json
+from agentship.server.http.body import ClientGone, read_json, until_disconnect
+from agentship.server.http.idempotency import idempotency_key
 from agentship.server.protocols.turn import AgentProtocol, Turn
 
 if TYPE_CHECKING:
@@ -35,9 +38,8 @@ def error_response(error: HttpError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
 
 
-async def _until_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+async def _never() -> None:
+    await asyncio.Event().wait()
 
 
 class AgentEndpoint:
@@ -59,7 +61,7 @@ class AgentEndpoint:
             await error_response(error)(scope, receive, send)
             return
         try:
-            response = await self._respond(request, body)
+            response = await self._answer(request, body, slot)
             if response is not None:
                 await response(scope, receive, send)
         finally:
@@ -68,8 +70,37 @@ class AgentEndpoint:
     def _classify(self, exc: BaseException) -> HttpError:
         return classify(exc, self.services.settings.retry_after_s)
 
-    async def _respond(self, request: Request, body: dict[str, Any]) -> Response | None:
-        """The answer to send, or None when the client has gone (nothing to send)."""
+    async def _answer(self, request: Request, body: dict[str, Any], slot: Slot) -> Response | None:
+        """The answer to send (None when the client has gone): a keyed request's through
+        :mod:`.idempotency`, which runs it detached from its client (holding ``slot`` until it
+        ends)."""
+        try:
+            key = idempotency_key(request)
+            if key is None:
+                return await self._respond(request, body)
+            keyed = self.services.idempotency
+            if keyed is None:
+                raise invalid(
+                    "Idempotency-Key needs the state store, and it is off (AGENTSHIP_STATE_URL=none)",
+                    param="Idempotency-Key",
+                )
+            claimed = self.protocol.claimed_user(body)
+            return await keyed.respond(
+                request, key, claimed, body, slot, lambda: self._detached(request, body)
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
+            return error_response(self._classify(exc))
+
+    async def _detached(self, request: Request, body: dict[str, Any]) -> Response:
+        response = await self._respond(request, body, detached=True)
+        assert response is not None, "a detached run always answers"
+        return response
+
+    async def _respond(
+        self, request: Request, body: dict[str, Any], detached: bool = False
+    ) -> Response | None:
+        """The answer to send, or None when the client has gone (nothing to send). A ``detached``
+        run goes on when its client goes (and always answers)."""
         try:
             turn = await self.protocol.open(body, request)
         except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
@@ -90,10 +121,11 @@ class AgentEndpoint:
                 ping=15,
                 shutdown_grace_period=self.services.settings.drain_timeout_s,
             )
-        return await self._complete(request, run, turn)
+        return await self._complete(request, run, turn, detached)
 
-    async def _complete(self, request: Request, run: AgentRun, turn: Turn) -> Response | None:
-        """Run to the end, unless the client goes away first (then the work is cancelled)."""
+    async def _complete(self, request: Request, run: AgentRun, turn: Turn, detached: bool) -> Response | None:
+        """Run to the end, unless the client goes away first (then the work is cancelled, unless
+        it is ``detached``)."""
 
         async def drain() -> None:
             async with aclosing(run.events()) as events:
@@ -101,7 +133,7 @@ class AgentEndpoint:
                     turn.feed(event)
 
         try:
-            await unless(drain(), _until_disconnect(request))
+            await unless(drain(), _never() if detached else until_disconnect(request))
         except Stopped:
             _logger.info("client disconnected; request cancelled")
             return None

@@ -87,6 +87,9 @@ class InvocationsTurn:
 
 
 class InvocationsProtocol:
+    def claimed_user(self, body: dict[str, Any]) -> str | None:
+        return _claimed(body.get("context"))
+
     async def open(self, body: dict[str, Any], request: Request) -> InvocationsTurn:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):

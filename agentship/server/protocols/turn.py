@@ -72,6 +72,10 @@ class Turn(Protocol):
 class AgentProtocol(Protocol):
     """Opens turns from request bodies, for one route."""
 
+    def claimed_user(self, body: dict[str, Any]) -> str | None:
+        """The user the body claims to act for (the identity rule's third step), if any."""
+        ...
+
     async def open(self, body: dict[str, Any], request: Request) -> Turn | Response:
         """The turn to run, or the answer itself when the protocol answers at once (a background
         response is submitted to run on, not run for this request)."""

@@ -41,6 +41,10 @@ class ResponsesProtocol:
         self.background = background
         self.server_label = server_label
 
+    def claimed_user(self, body: dict[str, Any]) -> str | None:
+        user = body.get("user")
+        return user if isinstance(user, str) else None
+
     async def _prepare(self, checked: Checked, user: str) -> Prepared:
         if self.stored is not None:
             return await self.stored.prepare(checked, user)
