@@ -11,6 +11,9 @@ answers with the right HTTP status and a clear message instead of a traceback::
     ├── EvaluationFailedError       an evaluation stopped before it finished (500)
     ├── StateError                  the state store cannot be used (503)
     │   └── SchemaTooNewError       its schema is newer than this agentship knows (500)
+    ├── DoubleTextingError          a message met a running turn of its conversation (409)
+    │   ├── TurnRejectedError       the policy ``reject`` refused the new message
+    │   └── TurnInterruptedError    the running turn was stopped by a newer message
     └── BackendError                the model backend failed (503)
         ├── BackendUnavailableError it cannot be reached (503)
         ├── BackendTimeoutError     it did not answer in time (504)
@@ -29,6 +32,7 @@ from mlflow.protos.databricks_pb2 import (
     DEADLINE_EXCEEDED,
     INTERNAL_ERROR,
     INVALID_PARAMETER_VALUE,
+    RESOURCE_CONFLICT,
     TEMPORARILY_UNAVAILABLE,
 )
 from pydantic import ValidationError
@@ -78,6 +82,26 @@ class StateError(AgentError):
 
 class SchemaTooNewError(StateError):
     code = INTERNAL_ERROR
+
+
+class DoubleTextingError(AgentError):
+    """A message met a running turn of its conversation, and the double-texting policy said
+    what became of one of them (:mod:`agentship.state.double_texting`)."""
+
+    code = RESOURCE_CONFLICT
+
+
+class TurnRejectedError(DoubleTextingError):
+    """The new message was refused (policy ``reject``): a turn of the conversation is running."""
+
+
+class TurnInterruptedError(DoubleTextingError):
+    """The running turn was stopped by a newer message: ``mode`` is ``interrupt`` (its partial
+    output kept, as ``incomplete``) or ``rollback`` (the turn dropped)."""
+
+    def __init__(self, message: str, mode: str) -> None:
+        super().__init__(message)
+        self.mode = mode
 
 
 class BackendError(AgentError):

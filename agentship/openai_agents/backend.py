@@ -179,6 +179,7 @@ class OpenAIAgentsBackend:
         last: Completed | None = None
         async with self._memory.turn(call.context.user_id or "", conversation) as call.session:
             async for event in self._run(call):
+                call.session.follow(event)
                 if isinstance(event, Completed):
                     last = event
                 else:

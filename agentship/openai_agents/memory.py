@@ -32,6 +32,7 @@ from agents.memory import SessionSettings
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentship.errors import StateError
+from agentship.events import AgentEvent, ItemDone, TextDelta
 from agentship.inputs import new_turn
 from agentship.state import StateStore, conversation_key
 from agentship.state.engine import settled
@@ -73,6 +74,30 @@ class TurnSession(SQLAlchemySession):
         self.written = 0
         """How many items this turn wrote."""
         self._history = None if start is None else start.history
+        self._unfinished: dict[str, str] = {}
+        """The text of each message the turn is saying, until it is done (an interrupted turn
+        keeps it)."""
+
+    def follow(self, event: AgentEvent) -> None:
+        """Follow the turn's output: an unfinished message's text is kept if it is interrupted."""
+        if isinstance(event, TextDelta):
+            self._unfinished[event.item_id] = self._unfinished.get(event.item_id, "") + event.delta
+        elif isinstance(event, ItemDone) and event.item.get("type") == "message":
+            self._unfinished.pop(str(event.item.get("id")), None)
+
+    def partial(self) -> list[TResponseInputItem]:
+        """The unfinished messages, as ``incomplete`` assistant messages."""
+        return [
+            {  # type: ignore[misc]
+                "type": "message",
+                "id": item_id,
+                "role": "assistant",
+                "status": "incomplete",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+            for item_id, text in self._unfinished.items()
+            if text
+        ]
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The SDK's read of the session, its database failures a :class:`StateError` (a 503),
@@ -137,14 +162,17 @@ class ConversationMemory:
         async def take() -> TurnStart | None:
             return await start_turn(leases, key, limit)
 
-        async with leases.hold(key, take) as lease:
+        async with leases.hold(key, take, turn=True) as lease:
             start: TurnStart = lease.begun
             mark = start.mark
             session = TurnSession(key, self.store, start)
             try:
                 yield session
             except BaseException:
-                await self._undo(session, lease, mark)
+                if lease.interrupted == "interrupt" and not lease.lost:
+                    await self._keep_partial(session, lease)
+                else:
+                    await self._undo(session, lease, mark)
                 raise
             lease.stop_keeping()  # the turn is done: from here on nothing cancels it
             if lease.lost:  # (its cancellation was swallowed on the way)
@@ -162,6 +190,18 @@ class ConversationMemory:
             lease.unclean = True  # its mark stays: the next turn takes this one back
             raise
         lease.released = session.kept = True
+
+    @classmethod
+    async def _keep_partial(cls, session: TurnSession, lease: Lease) -> None:
+        """A newer message interrupted the turn: keep what it had said (its unfinished message,
+        ``incomplete``) after what the SDK wrote, so the next turn reads it."""
+        try:
+            await settled(session.add_items(session.partial()))
+        except StateError:
+            lease.unclean = True  # its mark stays: the next turn takes this one back
+            _logger.warning("could not keep an interrupted turn; the conversation's next turn takes it back")
+            return
+        await cls._keep(session, lease)
 
     @staticmethod
     async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:

@@ -18,6 +18,7 @@ and JSON-RPC endpoint. Anything else is answered in the OpenAI error shape.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,7 @@ from agentship.server.core.errors import HttpError
 from agentship.server.core.runner import ModelRunner
 from agentship.server.http.auth import ApiKeys, BearerAuth, keys_from_environ
 from agentship.server.http.endpoint import error_response
+from agentship.server.http.oidc import OidcSettings, TokenVerifier
 from agentship.server.observability import metrics
 from agentship.server.routes import routes
 from agentship.server.services import Services, running
@@ -58,10 +60,16 @@ class AgentServer:
     ``AGENTSHIP_API_KEYS_FILE``; without any it is off)."""
 
     def __init__(
-        self, settings: ServerSettings, runner: ModelRunner | None = None, keys: ApiKeys | None = None
+        self,
+        settings: ServerSettings,
+        runner: ModelRunner | None = None,
+        keys: ApiKeys | None = None,
+        oidc: OidcSettings | None = None,
     ) -> None:
         self.settings = settings
         self.keys = keys if keys is not None else keys_from_environ()
+        self.oidc = oidc if oidc is not None else OidcSettings.from_environ(os.environ)
+        self._tokens: TokenVerifier | None = None
         self.services: Services | None = None
         self.load_error: str | None = None
         self._runner = runner
@@ -71,8 +79,10 @@ class AgentServer:
     @asynccontextmanager
     async def _running(self, _: object) -> AsyncIterator[None]:
         try:
-            async with running(self.settings, self._runner, bearer_auth=self.keys is not None) as services:
+            auth = self.keys is not None or self.oidc is not None
+            async with running(self.settings, self._runner, bearer_auth=auth) as services:
                 self.services = services
+                self._tokens = TokenVerifier(self.oidc) if self.oidc is not None else None
                 self._app = self._build(services)
                 yield
         except Exception as exc:
@@ -80,13 +90,17 @@ class AgentServer:
             raise
         finally:
             self._app = None
+            if self._tokens is not None:
+                await self._tokens.aclose()
 
     def _build(self, services: Services) -> Starlette:
         served = routes(services)
         stack = [Middleware(metrics.RequestMetrics, routes=served)]  # outermost: a 401 is counted too
-        if self.keys is not None:
-            _logger.warning("authentication: on, bearer keys (%s)", self.keys.describe())
-            stack.append(Middleware(BearerAuth, keys=self.keys))
+        if self.keys is not None or self._tokens is not None:
+            described = [f"bearer keys ({self.keys.describe()})"] if self.keys is not None else []
+            described += [self.oidc.describe()] if self.oidc is not None else []
+            _logger.warning("authentication: on, %s", "; ".join(described))
+            stack.append(Middleware(BearerAuth, keys=self.keys, tokens=self._tokens))
         return Starlette(routes=served, middleware=stack, exception_handlers={HTTPException: _http_error})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -18,8 +18,10 @@ import uvicorn
 
 from agentship.errors import ConfigError
 from agentship.server.http.auth import KEYS_FILE_ENV, KeysError, keys_from_environ
+from agentship.server.http.oidc import OidcConfigError, OidcSettings
 from agentship.server.observability import otlp
 from agentship.server.observability.metrics import MULTIPROC_ENV
+from agentship.state.double_texting import POLICIES
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -99,6 +101,12 @@ def _state(parser: argparse._ArgumentGroup) -> None:
         "--state-ttl", type=float, help="seconds stored state lives after its last use (default 30 days)"
     )
     parser.add_argument("--state-max-items", type=int, help="items kept per conversation (default 1000)")
+    parser.add_argument(
+        "--double-texting",
+        choices=POLICIES,
+        help="what a message does while a turn of its conversation runs: enqueue (default), "
+        "reject (409), interrupt (stop it, keeping its partial output) or rollback (stop and drop it)",
+    )
 
 
 def _check_environment(workers: int) -> str | None:
@@ -106,8 +114,9 @@ def _check_environment(workers: int) -> str | None:
     (the directory it made for them, if any)."""
     try:
         keys_from_environ()
+        OidcSettings.from_environ(os.environ)
         otlp.prepare(os.environ)
-    except (KeysError, ConfigError) as exc:
+    except (KeysError, OidcConfigError, ConfigError) as exc:
         raise SystemExit(f"error: {exc}") from exc
     if workers > 1 and not os.environ.get(MULTIPROC_ENV):  # /metrics sums every worker's
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="agentship-metrics-")
@@ -138,6 +147,7 @@ def main(argv: list[str] | None = None, prog: str = "agentship serve") -> int:
         ("SERVING_A2A_URL", args.a2a_url),
         ("SERVING_PLAYGROUND", None if args.playground else "false"),
         ("SERVING_MLFLOW_UI_URL", args.mlflow_ui_url),
+        ("SERVING_DOUBLE_TEXTING", args.double_texting),
         ("SERVING_DRAIN_TIMEOUT_S", drain),
         ("AGENTSHIP_STATE_URL", args.state_url),
         ("AGENTSHIP_STATE_TTL_S", args.state_ttl),

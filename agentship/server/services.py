@@ -30,7 +30,8 @@ from agentship.server.observability import metrics, otlp
 from agentship.server.protocols.responses.background.runs import BackgroundRuns, RunLimits
 from agentship.server.protocols.responses.stored import StoredResponses
 from agentship.server.settings import ServerSettings
-from agentship.state import StateSettings, StateStore
+from agentship.state import StateSettings, StateStore, double_texting
+from agentship.state.double_texting import policy
 
 if TYPE_CHECKING:
     from agentship.server.protocols.a2a.routes import A2AService
@@ -169,6 +170,7 @@ async def running(
     """The server's services, from its start to its stop."""
     started = time.monotonic()
     admission = Admission(settings.max_concurrency, settings.retry_after_s)
+    double_texting.set_default(policy(settings.double_texting))
     async with AsyncExitStack() as stack:
         stack.callback(metrics.worker_exited)
         _resolve_experiment_once()

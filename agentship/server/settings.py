@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from agentship.server.http.body import BodyLimits
+from agentship.state.double_texting import policy
 
 
 def _parse(raw: str, kind: str) -> Any:
@@ -50,6 +51,16 @@ class ServerSettings:
     mlflow_ui_url: str | None = None
     """The MLflow UI the playground links each request's trace to (default: the tracking URI,
     when it is an MLflow server's ``http(s)://`` address)."""
+    double_texting: str = "enqueue"
+    """What a message does when a turn of its conversation is running: ``enqueue`` (wait for
+    it), ``reject`` (409), ``interrupt`` (stop it, keeping its partial output) or ``rollback``
+    (stop and drop it). A request overrides it with the ``Agentship-Double-Texting`` header."""
+
+    def __post_init__(self) -> None:
+        try:
+            policy(self.double_texting)
+        except ValueError as exc:
+            raise ValueError(f"double_texting {exc}") from exc
 
     @property
     def body_limits(self) -> BodyLimits:

@@ -30,7 +30,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agentship.errors import StateError
+from agentship.errors import StateError, TurnInterruptedError, TurnRejectedError
+from agentship.state import double_texting
+from agentship.state.double_texting import STOPS, Interrupts, Running
 from agentship.state.engine import db_now, settled, transaction
 from agentship.state.schema import locks
 
@@ -40,6 +42,11 @@ Take = Callable[[], Awaitable[Any]]
 """Takes a lease, with what else belongs with it (in one transaction); None if it is held."""
 
 LOST = "the conversation's lease was lost while its turn ran (the state store was unreachable for too long); retry"
+BUSY = "a turn of this conversation is running, and this request's double-texting policy is reject; retry once it ended"
+STOPPED = {
+    "interrupt": "a newer message of the conversation interrupted this turn; its partial output is kept",
+    "rollback": "a newer message of the conversation rolled this turn back; it is not kept",
+}
 
 
 class ConversationBusyError(StateError):
@@ -67,10 +74,21 @@ class Lease:
     """What the ``take`` that took the lease returned (:meth:`LeaseLocks.hold`)."""
     renewals: int = 0
     failed_renewals: int = 0
+    stoppable: Running | None = None
+    """A turn's registration with :class:`~agentship.state.double_texting.Interrupts` (a newer
+    message may stop it), if it is one."""
     _keeper: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    @property
+    def interrupted(self) -> str | None:
+        """How a newer message stopped the turn (``interrupt`` or ``rollback``), if it did."""
+        return None if self.stoppable is None else self.stoppable.mode
+
     def stop_keeping(self) -> None:
-        """The turn is done: from now on losing the lease cancels nothing (the lease is released next)."""
+        """The turn is done: from now on losing the lease, or a newer message, cancels nothing
+        (the lease is released next)."""
+        if self.stoppable is not None:
+            self.stoppable.done = True
         if self._keeper is not None:
             self._keeper.cancel()
 
@@ -85,6 +103,7 @@ class LeaseLocks:
         self.margin_s = lease_s / 5
         """A holder that has not renewed gives up this long before its lease runs out."""
         self._local: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.interrupts = Interrupts(engine, owner)
 
     def upsert(
         self, key: str, also: dict[str, Any] | None = None, again: dict[str, Any] | None = None
@@ -99,7 +118,12 @@ class LeaseLocks:
         )
         return statement.on_conflict_do_update(
             index_elements=[locks.c.key],
-            set_={"owner": self.owner, "expires_at": now + self.lease_s, **(again or also or {})},
+            set_={
+                "owner": self.owner,
+                "expires_at": now + self.lease_s,
+                "interrupt": None,  # a mark for the holder that let it run out is not the new holder's
+                **(again or also or {}),
+            },
             where=locks.c.expires_at < now,
         )
 
@@ -145,7 +169,7 @@ class LeaseLocks:
         async with transaction(self.engine) as conn:
             await conn.execute(delete(locks).where(locks.c.key == key, locks.c.owner == self.owner))
 
-    async def _acquire(self, key: str, take: Take | None) -> Lease:
+    async def _acquire(self, key: str, take: Take | None, reject: bool = False) -> Lease:
         deadline = time.monotonic() + self.wait_s
         pause = 0.02
         while True:
@@ -153,6 +177,8 @@ class LeaseLocks:
             taken, begun = await self._try(key, take)
             if taken:
                 return Lease(key, self.owner, valid_until=started + self.lease_s, begun=begun)
+            if reject:
+                raise TurnRejectedError(BUSY)
             if time.monotonic() > deadline:
                 raise ConversationBusyError(
                     f"the conversation is busy with another turn for over {self.wait_s:g}s; retry later"
@@ -192,31 +218,47 @@ class LeaseLocks:
         return False
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str, take: Take | None = None) -> AsyncIterator[Lease]:
+    async def hold(self, key: str, take: Take | None = None, turn: bool = False) -> AsyncIterator[Lease]:
         """Hold ``key`` for the duration of the block, one holder at a time, across replicas.
         ``take`` takes the lease (see :meth:`_try`); what it returned is ``lease.begun``.
 
         If the lease is lost meanwhile, the block is cancelled and :class:`LeaseLostError` raised.
+        A conversation's ``turn`` follows the request's double-texting policy
+        (:mod:`~agentship.state.double_texting`): it may be refused while another turn runs, or
+        stop that turn; and a newer message may stop it (the block is cancelled, and
+        :class:`~agentship.errors.TurnInterruptedError` raised).
         """
+        policy = double_texting.current() if turn else "enqueue"
         local = self._local.get(key)
         if local is None:
             local = self._local[key] = asyncio.Lock()
+        if policy == "reject" and local.locked():
+            raise TurnRejectedError(BUSY)
+        if policy in STOPS and not self.interrupts.stop_local(key, policy):
+            await double_texting.mark(self.engine, key, policy)
         async with local:
-            lease = await self._acquire(key, take)
+            lease = await self._acquire(key, take, reject=policy == "reject")
             holder = asyncio.current_task()
             assert holder is not None
             cancels = holder.cancelling()
             lease._keeper = asyncio.create_task(self._keep(lease, holder), name="agentship-lease")
+            if turn:
+                lease.stoppable = self.interrupts.running(key, holder)
             try:
                 yield lease
             except BaseException as exc:
-                if not lease.lost or isinstance(exc, GeneratorExit):
+                if isinstance(exc, GeneratorExit) or not (lease.lost or lease.interrupted):
                     raise
                 if holder.cancelling() > cancels and holder.uncancel() > cancels:
                     raise  # cancelled by someone else as well: that cancellation goes on
-                raise LeaseLostError(LOST) from exc
+                if lease.lost:
+                    raise LeaseLostError(LOST) from exc
+                mode = str(lease.interrupted)
+                raise TurnInterruptedError(STOPPED[mode], mode) from exc
             finally:
                 lease.stop_keeping()
+                if lease.stoppable is not None:
+                    self.interrupts.ended(key, lease.stoppable)
                 await settled(self._let_go(lease))
 
     async def _let_go(self, lease: Lease) -> None:

@@ -100,6 +100,7 @@ locks = Table(
     Column("owner", String(64), nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("turn_mark", Integer),
+    Column("interrupt", String(16)),
 )
 
 conversations = Table(

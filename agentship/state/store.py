@@ -83,4 +83,5 @@ class StateStore:
             return 0
 
     async def aclose(self) -> None:
+        await self.locks.interrupts.aclose()
         await self.engine.dispose()

@@ -157,6 +157,7 @@ def _pg_start() -> Any:
                 "owner": _OWNER,
                 "expires_at": expires,
                 "turn_mark": func.coalesce(locks.c.turn_mark, last_item),
+                "interrupt": None,
             },
             where=locks.c.expires_at < now,
         )

@@ -109,6 +109,30 @@ CATALOG: tuple[EnvVar, ...] = (
         "A file of key entries, one a line (`#` comments), re-read when it changes (`--api-keys-file`).",
     ),
     EnvVar(
+        "AGENTSHIP_OIDC_JWKS_URL",
+        "auth",
+        "unset: no tokens",
+        "The identity provider's JWKS URL (its `jwks_uri`): bearer tokens that are JWTs are verified "
+        "against its keys, fetched on first use, every 5 minutes, and when a token names a key it "
+        "does not hold (at most once a second). See [Platform controls](../guides/controls.md).",
+    ),
+    EnvVar(
+        "AGENTSHIP_OIDC_ISSUER", "auth", "unset (required with the JWKS URL)", "The `iss` a token must carry."
+    ),
+    EnvVar(
+        "AGENTSHIP_OIDC_AUDIENCE",
+        "auth",
+        "unset (required with the JWKS URL)",
+        "The `aud` a token must carry: a token minted for another service is refused.",
+    ),
+    EnvVar("AGENTSHIP_OIDC_USER_CLAIM", "auth", "`sub`", "The token claim that names the request's user."),
+    EnvVar(
+        "AGENTSHIP_OIDC_ALGORITHMS",
+        "auth",
+        "`RS256,ES256`",
+        "The signature algorithms accepted, comma-separated; asymmetric ones only.",
+    ),
+    EnvVar(
         "AGENTSHIP_API_KEY",
         "auth",
         "unset",

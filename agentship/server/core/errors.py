@@ -43,6 +43,8 @@ from agentship.errors import (
     InvalidRequestError,
     SchemaTooNewError,
     StateError,
+    TurnInterruptedError,
+    TurnRejectedError,
 )
 
 _logger = logging.getLogger("agentship.server")
@@ -123,6 +125,12 @@ def classify(exc: BaseException, retry_after_s: int = 1) -> HttpError:
         return _status_error(exc, retry_after_s)
     if isinstance(exc, BackendError):
         return HttpError(502, "upstream_error", exc.message, code="upstream_error")
+    if isinstance(exc, TurnInterruptedError):
+        code = "turn_interrupted" if exc.mode == "interrupt" else "turn_rolled_back"
+        return HttpError(409, "invalid_request_error", exc.message, code=code)
+    if isinstance(exc, TurnRejectedError):
+        headers = {"Retry-After": str(retry_after_s)}
+        return HttpError(409, "invalid_request_error", exc.message, code="conversation_busy", headers=headers)
     if isinstance(exc, SchemaTooNewError):
         return HttpError(500, "server_error", exc.message, code="state_schema_too_new")
     if isinstance(exc, StateError):

@@ -5,7 +5,9 @@ separated by commas or newlines) and/or the file named by ``AGENTSHIP_API_KEYS_F
 a line, ``#`` comments; a mounted Kubernetes Secret, say; re-read when it changes). An entry is
 ``name:key`` (the name is the caller's identity) or a bare ``key`` (its identity is
 ``key-`` and the first 12 hex digits of the key's SHA-256, stable across replicas). With no
-entry, authentication is off.
+entry (and no identity provider, :mod:`~agentship.server.http.oidc`), authentication is off.
+With an identity provider configured, a bearer token shaped like a JWT is verified as its token
+instead, and its user claim is the identity.
 
 When on, every route but :data:`OPEN_PATHS` (the routes whose operation is ``open``) needs ``Authorization: Bearer <key>``; a missing or
 wrong key gets 401 in the OpenAI error shape. The key's identity is the request's user, by the
@@ -29,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentship.server.core.errors import HttpError
 from agentship.server.http.identity import AUTH_IDENTITY
+from agentship.server.http.oidc import TokenVerifier, looks_like_jwt
 
 _logger = logging.getLogger("agentship.server")
 
@@ -155,32 +158,40 @@ def _bearer(scope: Scope) -> str | None:
 
 
 class BearerAuth:
-    """ASGI middleware: checks the bearer key; the identity becomes the request's user."""
+    """ASGI middleware: checks the bearer key, or the identity provider's token
+    (:mod:`~agentship.server.http.oidc`); the identity becomes the request's user."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys) -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys | None, tokens: TokenVerifier | None = None) -> None:
         self.app = app
         self.keys = keys
+        self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not guarded(scope, OPEN_PATHS):
             await self.app(scope, receive, send)
             return
         token = _bearer(scope)
-        identity = self.keys.identify(token) if token else None
-        if identity is None:
-            if token is None:
-                error = _unauthorized(
-                    "You didn't provide an API key: send it as 'Authorization: Bearer KEY'.",
-                    "missing_api_key",
-                )
-            else:
-                error = _unauthorized("Incorrect API key provided.", "invalid_api_key")
-            _logger.info("401 for %s %s: %s", scope.get("method"), scope["path"], error.code)
+        try:
+            identity = await self._identity(token)
+        except HttpError as error:
+            _logger.info("%d for %s %s: %s", error.status, scope.get("method"), scope["path"], error.code)
             await JSONResponse(error.body(), status_code=error.status, headers=error.headers)(
                 scope, receive, send
             )
             return
         await self.app({**scope, AUTH_IDENTITY: identity}, receive, send)
+
+    async def _identity(self, token: str | None) -> str:
+        if token is None:
+            raise _unauthorized(
+                "You didn't provide an API key: send it as 'Authorization: Bearer KEY'.", "missing_api_key"
+            )
+        if self.tokens is not None and looks_like_jwt(token):
+            return await self.tokens.user(token)
+        identity = self.keys.identify(token) if token and self.keys is not None else None
+        if identity is None:
+            raise _unauthorized("Incorrect API key provided.", "invalid_api_key")
+        return identity
 
 
 def keys_from_environ(environ: Mapping[str, str] | None = None) -> ApiKeys | None:

@@ -25,8 +25,10 @@ from agentship.server.core.errors import HttpError, classify, invalid
 from agentship.server.core.race import Stopped, unless
 from agentship.server.core.run import AgentRun
 from agentship.server.http.body import ClientGone, read_json, until_disconnect
+from agentship.server.http.double_texting import requested_policy
 from agentship.server.http.idempotency import idempotency_key
 from agentship.server.protocols.turn import AgentProtocol, Turn
+from agentship.state.double_texting import DOUBLE_TEXTING
 
 if TYPE_CHECKING:
     from agentship.server.services import Services
@@ -102,6 +104,7 @@ class AgentEndpoint:
         """The answer to send, or None when the client has gone (nothing to send). A ``detached``
         run goes on when its client goes (and always answers)."""
         try:
+            DOUBLE_TEXTING.set(requested_policy(request, body))
             turn = await self.protocol.open(body, request)
         except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
             return error_response(self._classify(exc))
@@ -140,8 +143,10 @@ class AgentEndpoint:
         except Exception as exc:  # noqa: BLE001 - the run's failure is the answer
             error = self._classify(exc)
             await turn.fail(error)
-            return error_response(error)
-        await turn.finish(run.trace_id)
+            if not turn.answered:
+                return error_response(error)
+        else:
+            await turn.finish(run.trace_id)
         try:
             return JSONResponse(turn.result())
         except HttpError as error:

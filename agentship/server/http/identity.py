@@ -3,7 +3,8 @@
 :func:`identify` decides it, in this order:
 
 1. the identity the server authenticated: the name of the caller's bearer key
-   (:mod:`~agentship.server.http.auth`); nothing the client sends can change it;
+   (:mod:`~agentship.server.http.auth`), or the user claim of its identity provider's token
+   (:mod:`~agentship.server.http.oidc`); nothing the client sends can change it;
 2. else the trusted gateway's header, ``x-user-id`` (set it in the gateway that authenticates
    callers, and let no client reach the server around it);
 3. else the request's own claim: the body's ``user`` on ``/responses``, ``context.user_id`` on

@@ -61,6 +61,7 @@ class InvocationsTurn:
     end_marker: str | None = "[DONE]"
     _events: list[AgentEvent] = field(default_factory=list)
     _trace_id: str | None = None
+    answered: bool = False
 
     def opening(self) -> list[Event]:
         return []

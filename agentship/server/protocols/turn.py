@@ -59,6 +59,12 @@ class Turn(Protocol):
         stream."""
         ...
 
+    @property
+    def answered(self) -> bool:
+        """Whether :meth:`fail` made the failure a whole answer (a turn a newer message stopped,
+        on ``/responses``: a response whose status says so), which :meth:`result` returns."""
+        ...
+
     def result(self) -> dict[str, Any]:
         """The whole answer once :meth:`finish` returned; raises :class:`HttpError` if the answer
         could not be kept (the client must not continue from it)."""

@@ -132,6 +132,7 @@ class ResponsesTurn:
     return_trace: bool = False
     end_marker: str | None = None
     final: Response | None = None
+    answered: bool = False
     _unkept: HttpError | None = None
 
     @property
@@ -153,6 +154,15 @@ class ResponsesTurn:
         return await self._end("completed", usage=items.usage(self.live.usage), metadata=metadata)
 
     async def fail(self, error: HttpError) -> list[Event]:
+        """A failed run ends ``failed``; one a newer message of its conversation stopped ends
+        ``incomplete`` (interrupted: its output so far, kept in the conversation) or
+        ``cancelled`` (rolled back), as a whole answer."""
+        if error.code == "turn_interrupted":
+            self.answered = True
+            return await self._end("incomplete", usage=items.usage(self.live.usage))
+        if error.code == "turn_rolled_back":
+            self.answered = True
+            return await self._end("cancelled", error=response_error(error))
         return await self._end("failed", error=response_error(error))
 
     async def cancelled(self) -> list[Event]:

@@ -29,7 +29,7 @@ from typing import Any
 from sse_starlette.sse import EventSourceResponse
 from starlette.responses import JSONResponse, Response
 
-from agentship.errors import StateError
+from agentship.errors import StateError, TurnInterruptedError
 from agentship.server.core.errors import HttpError, classify
 from agentship.server.core.run import AgentRun
 from agentship.server.core.runner import ModelRunner
@@ -186,6 +186,10 @@ class BackgroundRuns:
             return "cancelled", {"error": cancelled_error()}
         except LeaseLostError:
             raise
+        except TurnInterruptedError as exc:  # a newer message of its conversation stopped it
+            if exc.mode == "interrupt":
+                return "incomplete", {"usage": items.usage(run.turn.live.usage)}
+            return "cancelled", {"error": response_error(classify(exc))}
         except Exception as exc:  # noqa: BLE001 - the failure is the run's outcome
             return "failed", {"error": response_error(classify(exc))}
         return "completed", {"usage": items.usage(run.turn.live.usage)}
