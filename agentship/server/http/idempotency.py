@@ -55,6 +55,8 @@ REPLAYED = "Idempotent-Replayed"
 MAX_KEY = 255
 NOT_KEPT = frozenset({408, 409, 425, 429, 503})
 """Answers that say the work did not run: the key is let go, so a retry runs."""
+RAN = frozenset({"turn_interrupted", "turn_rolled_back"})
+"""Codes of :data:`NOT_KEPT` statuses whose work did run (a newer message stopped it): kept."""
 POLL_S = (0.1, 0.2, 0.4, 0.8, 1.0)
 """How often a request waiting on another replica's run of its key looks again."""
 
@@ -101,7 +103,12 @@ class Answer:
 
     @property
     def kept(self) -> bool:
-        return self.status not in NOT_KEPT
+        if self.status not in NOT_KEPT:
+            return True
+        try:
+            return json.loads(self.body or "{}")["error"]["code"] in RAN
+        except (ValueError, KeyError, TypeError):
+            return False
 
     def wire(self) -> dict[str, Any]:
         return {"status": self.status, "headers": self.headers, "body": self.body, "frames": self.frames}
