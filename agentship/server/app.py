@@ -79,8 +79,10 @@ class AgentServer:
     @asynccontextmanager
     async def _running(self, _: object) -> AsyncIterator[None]:
         try:
-            auth = self.keys is not None or self.oidc is not None
-            async with running(self.settings, self._runner, bearer_auth=auth) as services:
+            keys = self.keys
+            auth = (keys is not None and keys.authenticates) or self.oidc is not None
+            tiers = keys.tiers if keys is not None and _limited(keys) else None
+            async with running(self.settings, self._runner, bearer_auth=auth, tiers=tiers) as services:
                 self.services = services
                 self._tokens = TokenVerifier(self.oidc) if self.oidc is not None else None
                 self._app = self._build(services)
@@ -96,7 +98,7 @@ class AgentServer:
     def _build(self, services: Services) -> Starlette:
         served = routes(services)
         stack = [Middleware(metrics.RequestMetrics, routes=served)]  # outermost: a 401 is counted too
-        if self.keys is not None or self._tokens is not None:
+        if (self.keys is not None and self.keys.authenticates) or self._tokens is not None:
             described = [f"bearer keys ({self.keys.describe()})"] if self.keys is not None else []
             described += [self.oidc.describe()] if self.oidc is not None else []
             _logger.warning("authentication: on, %s", "; ".join(described))
@@ -114,6 +116,11 @@ class AgentServer:
             await error_response(error)(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+def _limited(keys: ApiKeys) -> bool:
+    """Whether the key file sets limits: a tier, or a key's own."""
+    return bool(keys.tiers()) or any(key.quota or key.tier for key in keys.all())
 
 
 def create_app(

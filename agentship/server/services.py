@@ -14,7 +14,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,12 +26,14 @@ from agentship.errors import ConfigError, StateError
 from agentship.server.core.admission import Admission
 from agentship.server.core.runner import ModelRunner
 from agentship.server.http.idempotency import Idempotency
+from agentship.server.http.quotas import Limiter
 from agentship.server.observability import metrics, otlp
 from agentship.server.protocols.responses.background.runs import BackgroundRuns, RunLimits
 from agentship.server.protocols.responses.stored import StoredResponses
 from agentship.server.settings import ServerSettings
 from agentship.state import StateSettings, StateStore, double_texting
 from agentship.state.double_texting import policy
+from agentship.state.usage import Quota
 
 if TYPE_CHECKING:
     from agentship.server.protocols.a2a.routes import A2AService
@@ -52,6 +54,10 @@ class Services:
     background: BackgroundRuns | None = None
     idempotency: Idempotency | None = None
     """Keyed requests (``Idempotency-Key``; None when the state store is off)."""
+    tiers: Callable[[], Mapping[str, Quota]] | None = None
+    """The limits tiers, as they are now (None: no limits configured)."""
+    limits: Limiter | None = None
+    """Per-key limits and token budgets (None when none are configured)."""
     traces: trace_export.TraceExport | None = None
     a2a: A2AService | None = None
     bearer_auth: bool = False
@@ -130,6 +136,11 @@ async def _open_state(services: Services, stack: AsyncExitStack) -> None:
     """The store behind ``/responses``, its background runs and its retention, if state is on."""
     settings = StateSettings.from_environ(os.environ)
     if settings is None:
+        if services.tiers is not None:
+            raise ConfigError(
+                "limits tiers are configured, and they are counted in the state store, which is off "
+                "(AGENTSHIP_STATE_URL=none)"
+            )
         _logger.warning("state store: off (AGENTSHIP_STATE_URL=none)")
         return
     store = services.store = await StateStore.open(settings)
@@ -141,6 +152,8 @@ async def _open_state(services: Services, stack: AsyncExitStack) -> None:
     background = services.background = BackgroundRuns(store, services.runner, limits)
     background.start()
     stack.push_async_callback(background.close)
+    if services.tiers is not None:
+        services.limits = Limiter(store.usage, services.tiers)
     keyed = services.idempotency = Idempotency(
         store, wait_s=services.settings.request_timeout_s, retry_after_s=services.settings.retry_after_s
     )
@@ -165,7 +178,10 @@ def _a2a(services: Services) -> A2AService:
 
 @asynccontextmanager
 async def running(
-    settings: ServerSettings, runner: ModelRunner | None = None, bearer_auth: bool = False
+    settings: ServerSettings,
+    runner: ModelRunner | None = None,
+    bearer_auth: bool = False,
+    tiers: Callable[[], Mapping[str, Quota]] | None = None,
 ) -> AsyncIterator[Services]:
     """The server's services, from its start to its stop."""
     started = time.monotonic()
@@ -178,7 +194,7 @@ async def running(
         if runner is None:
             runner = await _load(settings, started)
         stack.push_async_callback(asyncio.to_thread, runner.close)
-        services = Services(settings, runner, admission, bearer_auth=bearer_auth)
+        services = Services(settings, runner, admission, bearer_auth=bearer_auth, tiers=tiers)
         services.started, services.traces = started, traces
         await _open_state(services, stack)
         if settings.a2a:

@@ -26,6 +26,7 @@ from agentship.state.schema import (
     response_items,
     responses,
     run_states,
+    usage,
 )
 from agentship.state.settings import StateSettings
 
@@ -61,6 +62,7 @@ async def purge_expired(
                 idempotency_keys.c.expires_at < now,
                 idempotency_keys.c.lease_until.is_(None) | (idempotency_keys.c.lease_until < now),
             ),
+            delete(usage).where(usage.c.expires_at < now),
             # an expired conversation of the Conversations API goes with its session
             delete(agent_messages).where(agent_messages.c.session_id.in_(expired_conversations)),
             delete(agent_sessions).where(agent_sessions.c.session_id.in_(expired_conversations)),

@@ -29,6 +29,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     TIMESTAMP,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -151,6 +152,17 @@ idempotency_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Index("ix_agentship_idempotency_keys_expires_at", "expires_at"),
+)
+
+usage = Table(
+    "agentship_usage",
+    metadata,
+    Column("subject", String(255), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_agentship_usage_expires_at", "expires_at"),
 )
 
 agent_sessions = Table(

@@ -21,6 +21,7 @@ from agentship.state.purge import purge_expired, trim_session
 from agentship.state.responses import RunStore
 from agentship.state.runstates import PausedRuns
 from agentship.state.settings import StateSettings
+from agentship.state.usage import UsageCounters
 
 _logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class StateStore:
         self.openai_conversations = OpenAIConversations(engine, self.locks, settings)
         """The Conversations API's conversations (each over the SDK session of its turns)."""
         self.idempotency = IdempotencyKeys(engine, owner, settings.idempotency_ttl_s, settings.lease_s)
+        self.usage = UsageCounters(engine)
         """Requests' ``Idempotency-Key`` s and their answers."""
 
     @classmethod

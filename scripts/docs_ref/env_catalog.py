@@ -127,6 +127,13 @@ CATALOG: tuple[EnvVar, ...] = (
     ),
     EnvVar("AGENTSHIP_OIDC_USER_CLAIM", "auth", "`sub`", "The token claim that names the request's user."),
     EnvVar(
+        "AGENTSHIP_OIDC_TIER_CLAIM",
+        "auth",
+        "unset",
+        "The token claim that names the caller's limits tier (a `tier` of the key file); unset or "
+        "absent: the `default` tier.",
+    ),
+    EnvVar(
         "AGENTSHIP_OIDC_ALGORITHMS",
         "auth",
         "`RS256,ES256`",

@@ -25,12 +25,14 @@ from agentship.errors import BackendError
 from agentship.events import AgentEvent, reduce
 from agentship.server.core.errors import classify
 from agentship.server.core.runner import ModelRunner
+from agentship.server.http.quotas import METER, Meter
 from agentship.server.observability import metrics as _metrics
 from agentship.tracing import tag_conversation
 
 _logger = logging.getLogger("agentship.server")
 
 _ITEM, _ERROR, _DONE = "item", "error", "done"
+METER_TIMEOUT_S = 5.0
 
 
 def _safe(action: Callable[[], Any]) -> None:
@@ -70,6 +72,16 @@ def _request_span(
         _safe(lambda: manager.__exit__(None, None, None))
 
 
+async def _metered(meter: Meter, request: ResponsesAgentRequest, seen: list[AgentEvent]) -> None:
+    """Count what the run spent against its caller's budget: best effort, bounded, never failing
+    the request (a budget undercounted by a store outage is the lesser harm)."""
+    counting = asyncio.ensure_future(meter.spent(request, seen))
+    try:  # shielded: a run cancelled now (its client gone) still spent what it spent
+        await asyncio.wait_for(asyncio.shield(counting), METER_TIMEOUT_S)
+    except Exception:
+        _logger.warning("could not count a request's tokens against its caller's budget", exc_info=True)
+
+
 class AgentRun:
     """Runs ``request`` on ``runner`` under ``timeout_s``; :meth:`events` yields its events.
 
@@ -94,6 +106,7 @@ class AgentRun:
         self._tags = tags
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(queue_size)
         self.trace_id: str | None = None
+        self._meter = METER.get()
 
     async def _produce(self) -> None:
         seen: list[AgentEvent] = []
@@ -114,6 +127,8 @@ class AgentRun:
                 finally:
                     if span is not None:
                         _safe(lambda: span.set_outputs(reduce(seen).model_dump(exclude_none=True)))
+                    if self._meter is not None:
+                        await _metered(self._meter, self._request, seen)
         except Exception as exc:  # noqa: BLE001 - handed to the consumer
             if isinstance(exc, BackendError):
                 _metrics.observe_backend_error(classify(exc).code)

@@ -23,15 +23,18 @@ import hmac
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentship.server.core.errors import HttpError
-from agentship.server.http.identity import AUTH_IDENTITY
+from agentship.server.http.identity import AUTH_IDENTITY, AUTH_QUOTA, AUTH_TIER
 from agentship.server.http.oidc import TokenVerifier, looks_like_jwt
+from agentship.server.http.quotas import QuotaError, parse_options
+from agentship.state.usage import Quota
 
 _logger = logging.getLogger("agentship.server")
 
@@ -56,47 +59,92 @@ class KeysError(ValueError):
 class ApiKey:
     identity: str
     secret: bytes
+    tier: str | None = None
+    """The limits tier it is in (:mod:`~agentship.server.http.quotas`), if it names one."""
+    quota: Quota = field(default_factory=Quota)
+    """Its own limits, over its tier's."""
+
+
+@dataclass(frozen=True)
+class KeyFile:
+    """What a key file or ``AGENTSHIP_API_KEYS`` holds: keys, and limits tiers."""
+
+    keys: list[ApiKey] = field(default_factory=list)
+    tiers: dict[str, Quota] = field(default_factory=dict)
+
+
+def parse_key_file(text: str, source: str) -> KeyFile:
+    """The keys and tiers of ``text`` (entries by comma or line; ``#`` starts a comment). Pure.
+
+    A key is ``NAME:KEY`` or a bare ``KEY``, then its options (``tier=NAME``, ``rpm=N``, ``tpd=N``);
+    a tier is ``tier NAME`` and its limits (``rpm=N``, ``tpd=N``)."""
+    parsed = KeyFile()
+    for line in text.splitlines():
+        for entry in line.split("#", 1)[0].split(","):
+            words = entry.split()
+            if not words:
+                continue
+            try:
+                if words[0] == "tier":
+                    _tier(parsed, words[1:], source)
+                else:
+                    parsed.keys.append(_key(words, source))
+            except QuotaError as exc:
+                raise KeysError(str(exc)) from exc
+    return parsed
+
+
+def _tier(parsed: KeyFile, words: list[str], source: str) -> None:
+    if not words or "=" in words[0]:
+        raise KeysError(f"{source}: a tier is 'tier NAME' and its limits (rpm=N, tpd=N)")
+    name = words[0]
+    tier, quota = parse_options(words[1:], f"{source}: tier {name}")
+    if tier is not None:
+        raise KeysError(f"{source}: tier {name}: a tier cannot be in another tier")
+    if name in parsed.tiers:
+        raise KeysError(f"{source}: tier {name} is defined twice")
+    parsed.tiers[name] = quota
+
+
+def _key(words: list[str], source: str) -> ApiKey:
+    entry = words[0]
+    name, sep, secret = entry.partition(":")
+    if not sep:
+        name, secret = f"key-{hashlib.sha256(entry.encode()).hexdigest()[:12]}", entry
+    name, secret = name.strip(), secret.strip()
+    if not name or not secret:
+        raise KeysError(f"{source}: an entry must be NAME:KEY or KEY, with neither part empty")
+    tier, quota = parse_options(words[1:], f"{source}: key {name}")
+    return ApiKey(name, secret.encode(), tier, quota)
 
 
 def parse_entries(text: str, source: str) -> list[ApiKey]:
-    """The keys of ``text`` (entries by comma or line; ``#`` starts a comment). Pure."""
-    keys: list[ApiKey] = []
-    for line in text.splitlines():
-        for entry in line.split("#", 1)[0].split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            name, sep, secret = entry.partition(":")
-            if not sep:
-                name, secret = f"key-{hashlib.sha256(entry.encode()).hexdigest()[:12]}", entry
-            name, secret = name.strip(), secret.strip()
-            if not name or not secret:
-                raise KeysError(f"{source}: an entry must be NAME:KEY or KEY, with neither part empty")
-            keys.append(ApiKey(name, secret.encode()))
-    return keys
+    """The keys of ``text`` (:func:`parse_key_file`)."""
+    return parse_key_file(text, source).keys
 
 
 class ApiKeys:
-    """The accepted keys: from the environment and, re-read when it changes, a key file."""
+    """The accepted keys and the limits tiers: from the environment and, re-read when it
+    changes, a key file. Tiers alone turn limits on, not authentication."""
 
-    def __init__(self, inline: list[ApiKey], file: Path | None = None) -> None:
+    def __init__(self, inline: KeyFile, file: Path | None = None) -> None:
         self._inline = inline
         self._file = file
         self._file_stamp: tuple[int, int] | None = None
-        self._from_file: list[ApiKey] = []
+        self._from_file = KeyFile()
         if file is not None:
             self._reload()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ApiKeys | None:
-        """The keys configured in ``environ``, or None when authentication is off."""
-        inline = parse_entries(environ.get(KEYS_ENV, ""), KEYS_ENV)
+        """The keys and tiers configured in ``environ``, or None when there are none."""
+        inline = parse_key_file(environ.get(KEYS_ENV, ""), KEYS_ENV)
         file = environ.get(KEYS_FILE_ENV)
-        if not inline and not file:
+        if not inline.keys and not inline.tiers and not file:
             return None
         keys = cls(inline, Path(file) if file else None)
-        if not keys.all():
-            raise KeysError(f"authentication is configured ({KEYS_ENV}/{KEYS_FILE_ENV}) but no key is given")
+        if not keys.all() and not keys.tiers():
+            raise KeysError(f"{KEYS_ENV}/{KEYS_FILE_ENV} is configured but no key or tier is given")
         return keys
 
     def _reload(self) -> None:
@@ -105,7 +153,7 @@ class ApiKeys:
             stat = self._file.stat()
             stamp = (stat.st_mtime_ns, stat.st_size)
             if stamp != self._file_stamp:
-                self._from_file = parse_entries(self._file.read_text(), str(self._file))
+                self._from_file = parse_key_file(self._file.read_text(), str(self._file))
                 self._file_stamp = stamp
         except OSError as exc:
             if self._file_stamp is None:  # at startup: the server must not run without its keys
@@ -122,21 +170,40 @@ class ApiKeys:
     def all(self) -> list[ApiKey]:
         if self._file is not None:
             self._reload()
-        return [*self._inline, *self._from_file]
+        return [*self._inline.keys, *self._from_file.keys]
 
-    def identify(self, token: str) -> str | None:
-        """The identity of ``token``, or None; every key is compared, in constant time."""
+    def tiers(self) -> dict[str, Quota]:
+        """The limits tiers (a file's over the environment's of the same name)."""
+        if self._file is not None:
+            self._reload()
+        return {**self._inline.tiers, **self._from_file.tiers}
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether there are keys (tiers alone do not turn authentication on)."""
+        return bool(self.all())
+
+    def find(self, token: str) -> ApiKey | None:
+        """The key ``token`` is, or None; every key is compared, in constant time."""
         given, found = token.encode(), None
         for key in self.all():
             if hmac.compare_digest(given, key.secret) and found is None:
-                found = key.identity
+                found = key
         return found
 
+    def identify(self, token: str) -> str | None:
+        """The identity of ``token``, or None."""
+        key = self.find(token)
+        return None if key is None else key.identity
+
     def describe(self) -> str:
-        """For the startup log: how many keys and where from; never a key."""
-        where = [f"{len(self._inline)} from {KEYS_ENV}"] if self._inline else []
+        """For the startup log: how many keys and tiers and where from; never a key."""
+        where = [f"{len(self._inline.keys)} from {KEYS_ENV}"] if self._inline.keys else []
         if self._file is not None:
-            where.append(f"{len(self._from_file)} from {self._file}")
+            where.append(f"{len(self._from_file.keys)} from {self._file}")
+        tiers = self.tiers()
+        if tiers:
+            where.append(f"limits tiers {', '.join(sorted(tiers))}")
         return ", ".join(where)
 
 
@@ -179,19 +246,22 @@ class BearerAuth:
                 scope, receive, send
             )
             return
-        await self.app({**scope, AUTH_IDENTITY: identity}, receive, send)
+        await self.app({**scope, **identity}, receive, send)
 
-    async def _identity(self, token: str | None) -> str:
+    async def _identity(self, token: str | None) -> dict[str, Any]:
+        """The scope entries of the caller ``token`` authenticates: its identity, and its limits
+        tier and own limits (:mod:`~agentship.server.http.quotas`)."""
         if token is None:
             raise _unauthorized(
                 "You didn't provide an API key: send it as 'Authorization: Bearer KEY'.", "missing_api_key"
             )
         if self.tokens is not None and looks_like_jwt(token):
-            return await self.tokens.user(token)
-        identity = self.keys.identify(token) if token and self.keys is not None else None
-        if identity is None:
+            verified = await self.tokens.verify(token)
+            return {AUTH_IDENTITY: verified.user, AUTH_TIER: verified.tier}
+        key = self.keys.find(token) if token and self.keys is not None else None
+        if key is None:
             raise _unauthorized("Incorrect API key provided.", "invalid_api_key")
-        return identity
+        return {AUTH_IDENTITY: key.identity, AUTH_TIER: key.tier, AUTH_QUOTA: key.quota}
 
 
 def keys_from_environ(environ: Mapping[str, str] | None = None) -> ApiKeys | None:

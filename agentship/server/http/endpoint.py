@@ -27,6 +27,7 @@ from agentship.server.core.run import AgentRun
 from agentship.server.http.body import ClientGone, read_json, until_disconnect
 from agentship.server.http.double_texting import requested_policy
 from agentship.server.http.idempotency import idempotency_key
+from agentship.server.http.quotas import METER, Admitted, Meter
 from agentship.server.protocols.turn import AgentProtocol, Turn
 from agentship.state.double_texting import DOUBLE_TEXTING
 
@@ -77,21 +78,38 @@ class AgentEndpoint:
         :mod:`.idempotency`, which runs it detached from its client (holding ``slot`` until it
         ends)."""
         try:
-            key = idempotency_key(request)
-            if key is None:
-                return await self._respond(request, body)
-            keyed = self.services.idempotency
-            if keyed is None:
-                raise invalid(
-                    "Idempotency-Key needs the state store, and it is off (AGENTSHIP_STATE_URL=none)",
-                    param="Idempotency-Key",
-                )
-            claimed = self.protocol.claimed_user(body)
-            return await keyed.respond(
-                request, key, claimed, body, slot, lambda: self._detached(request, body)
-            )
+            admitted = await self._admit(request)
+            response = await self._keyed(request, body, slot)
         except Exception as exc:  # noqa: BLE001 - every failure is an HTTP answer
             return error_response(self._classify(exc))
+        if admitted is not None and response is not None:
+            response.headers.update(admitted.headers)
+        return response
+
+    async def _admit(self, request: Request) -> Admitted | None:
+        """Count the request against its caller's limits (a 429 past one); its runs count what
+        they spend through the meter this sets."""
+        limiter = self.services.limits
+        if limiter is None:
+            return None
+        admitted = await limiter.admit_scope(request.scope)
+        if admitted is not None:
+            METER.set(Meter(limiter, admitted))
+        return admitted
+
+    async def _keyed(self, request: Request, body: dict[str, Any], slot: Slot) -> Response | None:
+        """The answer, through :mod:`.idempotency` when the request has a key."""
+        key = idempotency_key(request)
+        if key is None:
+            return await self._respond(request, body)
+        keyed = self.services.idempotency
+        if keyed is None:
+            raise invalid(
+                "Idempotency-Key needs the state store, and it is off (AGENTSHIP_STATE_URL=none)",
+                param="Idempotency-Key",
+            )
+        claimed = self.protocol.claimed_user(body)
+        return await keyed.respond(request, key, claimed, body, slot, lambda: self._detached(request, body))
 
     async def _detached(self, request: Request, body: dict[str, Any]) -> Response:
         response = await self._respond(request, body, detached=True)

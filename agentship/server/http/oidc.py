@@ -7,6 +7,8 @@ Configured from the server's environment (never from the model):
 * ``AGENTSHIP_OIDC_AUDIENCE``: the ``aud`` a token must carry (required: a token minted for
   another service is refused);
 * ``AGENTSHIP_OIDC_USER_CLAIM``: the claim that names the user (default ``sub``);
+* ``AGENTSHIP_OIDC_TIER_CLAIM``: the claim that names the caller's limits tier (optional;
+  :mod:`~agentship.server.http.quotas`);
 * ``AGENTSHIP_OIDC_ALGORITHMS``: the signature algorithms accepted (default ``RS256,ES256``;
   only asymmetric ones: a token signed with the public key as an HMAC secret is refused).
 
@@ -39,6 +41,7 @@ ISSUER_ENV = "AGENTSHIP_OIDC_ISSUER"
 AUDIENCE_ENV = "AGENTSHIP_OIDC_AUDIENCE"
 USER_CLAIM_ENV = "AGENTSHIP_OIDC_USER_CLAIM"
 ALGORITHMS_ENV = "AGENTSHIP_OIDC_ALGORITHMS"
+TIER_CLAIM_ENV = "AGENTSHIP_OIDC_TIER_CLAIM"
 ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
@@ -62,6 +65,7 @@ class OidcSettings:
     audience: str
     user_claim: str = "sub"
     algorithms: tuple[str, ...] = ("RS256", "ES256")
+    tier_claim: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> OidcSettings | None:
@@ -89,6 +93,7 @@ class OidcSettings:
             environ[AUDIENCE_ENV].strip(),
             environ.get(USER_CLAIM_ENV, "").strip() or "sub",
             algorithms,
+            environ.get(TIER_CLAIM_ENV, "").strip() or None,
         )
 
     def describe(self) -> str:
@@ -129,6 +134,14 @@ _REFUSALS: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Verified:
+    """What a verified token says: its user, and its limits tier if the configured claim names one."""
+
+    user: str
+    tier: str | None = None
+
+
 class TokenVerifier:
     """Verifies bearer tokens against the provider's JWKS; the user each one names."""
 
@@ -140,9 +153,9 @@ class TokenVerifier:
         self._fetching: asyncio.Lock | None = None
         self.fetches = 0
 
-    async def user(self, token: str) -> str:
-        """The user ``token`` names; a 401 naming what is wrong with it, or a 503 if the
-        provider's keys cannot be had."""
+    async def verify(self, token: str) -> Verified:
+        """The user (and limits tier) ``token`` names; a 401 naming what is wrong with it, or a
+        503 if the provider's keys cannot be had."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -163,7 +176,8 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise _unauthorized(_refusal(exc)) from exc
-        return self._user_of(claims)
+        tier = claims.get(self.settings.tier_claim) if self.settings.tier_claim else None
+        return Verified(self._user_of(claims), tier if isinstance(tier, str) and tier else None)
 
     def _user_of(self, claims: Mapping[str, Any]) -> str:
         user = claims.get(self.settings.user_claim)

@@ -9,6 +9,8 @@ metric                                         type       what
 ``agentship_time_to_first_event_seconds``      histogram  from a run's start to the agent's first event
 ``agentship_backend_errors_total{code}``       counter    model backend failures, by ``error.code``
 ``agentship_tokens_total{kind}``               counter    tokens the backend reported, input and output
+``agentship_rate_limited_total{limit}``        counter    requests refused by a caller's limits
+``agentship_limited_tokens_total{source}``     counter    tokens counted against budgets (reported, estimated)
 ``agentship_trace_export_queue_depth``         gauge      traces waiting to be exported
 ``agentship_trace_export_dropped_total``       counter    traces dropped (queue full, or shutdown ran out)
 ``agentship_trace_export_exported_total``      counter    traces written to the tracking store
@@ -77,6 +79,17 @@ BACKEND_ERRORS = Counter(
     "agentship_backend_errors", "Model backend failures, by error.code (upstream_timeout, …).", ["code"]
 )
 TOKENS = Counter("agentship_tokens", "Tokens the model backend reported, by kind (input, output).", ["kind"])
+RATE_LIMITED = Counter(
+    "agentship_rate_limited",
+    "Requests refused by a caller's limits, by the limit (requests per minute, tokens per day).",
+    ["limit"],
+)
+SPENT = Counter(
+    "agentship_limited_tokens",
+    "Tokens counted against limited callers' budgets, by whether the backend reported them or "
+    "they were estimated.",
+    ["source"],
+)
 TRACE_QUEUE_DEPTH = Gauge(
     "agentship_trace_export_queue_depth", "Traces waiting to be exported.", multiprocess_mode="livesum"
 )
@@ -120,6 +133,15 @@ def observe_first_event(seconds: float) -> None:
 
 def observe_backend_error(code: str | None) -> None:
     BACKEND_ERRORS.labels(code or "upstream_error").inc()
+
+
+def observe_rate_limited(limit: str) -> None:
+    RATE_LIMITED.labels(limit).inc()
+
+
+def observe_spent(tokens: int, estimated: bool) -> None:
+    if tokens > 0:
+        SPENT.labels("estimated" if estimated else "reported").inc(tokens)
 
 
 def observe_event(event: AgentEvent) -> None:
