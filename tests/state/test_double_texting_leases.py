@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import pytest
@@ -59,7 +58,7 @@ async def with_policy(policy: Policy, call: Any) -> Any:
 def test_reject_refuses_at_once_and_leaves_the_running_turn(state_url: str) -> None:
     async def check() -> None:
         store = await StateStore.open(settings(state_url))
-        a, b = LeaseLocks(store.engine, "replica-a"), LeaseLocks(store.engine, "replica-b")
+        a, b = LeaseLocks(store.engine, "replica-a"), LeaseLocks(store.engine, "replica-b", wait_s=3600)
         try:
             started = asyncio.Event()
             turn = asyncio.create_task(running_turn(a, "k", started))
@@ -69,10 +68,8 @@ def test_reject_refuses_at_once_and_leaves_the_running_turn(state_url: str) -> N
                 async with b.hold("k", turn=True):
                     pass
 
-            began = time.monotonic()
-            with pytest.raises(TurnRejectedError) as refused:
+            with pytest.raises(TurnRejectedError) as refused:  # at once: b would wait an hour to enqueue
                 await asyncio.create_task(with_policy("reject", second()))
-            assert time.monotonic() - began < 2  # at once, not after the enqueue wait
             assert refused.value.message == (
                 "a turn of this conversation is running, and this request's double-texting policy "
                 "is reject; retry once it ended"
