@@ -121,27 +121,18 @@ class IdempotencyKeys:
             )
             if taken.first() is not None:
                 return Claimed()
-            row = (
-                await conn.execute(
-                    select(
-                        table,
-                        (table.c.lease_until < db_now(self.engine)).label("lease_expired"),
-                    ).where(table.c.user_id == user_id, table.c.key == key)
-                )
-            ).first()
+            row = (await conn.execute(self._read(user_id, key))).first()
         return None if row is None else Taken(_record(row))
 
-    async def get(self, user_id: str, key: str) -> KeyRecord | None:
+    def _read(self, user_id: str, key: str) -> Any:
+        """The key's row, with whether its claimant's lease ran out (on the database's clock)."""
         table = idempotency_keys
+        expired = (table.c.lease_until < db_now(self.engine)).label("lease_expired")
+        return select(table, expired).where(table.c.user_id == user_id, table.c.key == key)
+
+    async def get(self, user_id: str, key: str) -> KeyRecord | None:
         async with autocommit(self.engine) as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        table,
-                        (table.c.lease_until < db_now(self.engine)).label("lease_expired"),
-                    ).where(table.c.user_id == user_id, table.c.key == key)
-                )
-            ).first()
+            row = (await conn.execute(self._read(user_id, key))).first()
         return None if row is None else _record(row)
 
     async def renew(self, user_id: str, key: str) -> bool:
