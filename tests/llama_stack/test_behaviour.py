@@ -129,7 +129,11 @@ def test_streaming_is_incremental(target: Target, load: Any) -> None:
     done = [e for _, e in arrivals if e["type"] == "response.output_item.done"]
     total = arrivals[-1][0]
     assert len(deltas) == 10 and total >= 1.5
-    assert deltas[0][0] < total / 3, f"first delta at {deltas[0][0]:.2f}s of {total:.2f}s"
+    # The model paces its ten chunks about 0.1 s apart, so delivered as they come, the first and last
+    # deltas arrive about 1 s apart; buffered anywhere on the way, they arrive together. The time the
+    # server takes before the model starts does not count, and a busy server only widens the gaps.
+    spread = deltas[-1][0] - deltas[0][0]
+    assert spread >= 0.5, f"the deltas arrived within {spread:.2f}s of each other"
     assert {e["item_id"] for _, e in deltas} == {done[-1]["item"]["id"]}
     assert "".join(e["delta"] for _, e in deltas) == done[-1]["item"]["content"][0]["text"]
     assert arrivals[-1][1]["type"] == "response.completed"
