@@ -46,7 +46,7 @@ def test_predict_runs_the_tool(loaded: mlflow.pyfunc.PyFuncModel) -> None:
     assert response["usage"]["total_tokens"] > 0
 
 
-def test_stream_delivers_the_first_delta_long_before_the_backend_finishes(
+def test_stream_delivers_deltas_as_the_backend_paces_them(
     loaded: mlflow.pyfunc.PyFuncModel,
 ) -> None:
     # The scripted backend spends 2 s streaming 10 chunks after a 0.1 s first token.
@@ -56,11 +56,13 @@ def test_stream_delivers_the_first_delta_long_before_the_backend_finishes(
     for event in loaded.predict_stream(request):
         arrivals.append((time.monotonic() - started, event))
     total = arrivals[-1][0]
-    first_delta = next(t for t, e in arrivals if e["type"] == "response.output_text.delta")
-    deltas = [e for _, e in arrivals if e["type"] == "response.output_text.delta"]
-    assert len(deltas) == 10
+    times = [t for t, e in arrivals if e["type"] == "response.output_text.delta"]
+    assert len(times) == 10
     assert total >= 2.0
-    assert first_delta < total / 3, f"first delta at {first_delta:.2f}s of {total:.2f}s: not streamed"
+    # Paced about 0.15 s apart by the model, streamed deltas arrive over more than a second; buffered
+    # ones arrive together. Load only widens the gaps; the time before the model starts does not count.
+    spread = times[-1] - times[0]
+    assert spread >= 0.6, f"the deltas arrived within {spread:.2f}s of each other: not streamed"
     assert arrivals[-1][1]["type"] == "response.completed"
 
 

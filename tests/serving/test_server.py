@@ -65,7 +65,11 @@ def test_invocations_stream_arrives_incrementally(serving: ServerProcess) -> Non
     ]
     assert len(deltas) == 10
     total = events[-1][0]
-    assert total >= 2.0 and deltas[0] < total / 3, f"first delta at {deltas[0]:.2f}s of {total:.2f}s"
+    assert total >= 2.0
+    # The model paces its chunks about 0.15 s apart: streamed, the deltas arrive over more than a
+    # second; buffered, together. Load only widens the gaps; the server's start-up does not count.
+    spread = deltas[-1] - deltas[0]
+    assert spread >= 0.6, f"the deltas arrived within {spread:.2f}s of each other: not streamed"
     assert parsed[-1]["type"] == "response.completed"
 
 
