@@ -21,7 +21,9 @@ from agentship.server.http.auth import KEYS_FILE_ENV, KeysError, keys_from_envir
 from agentship.server.http.oidc import OidcConfigError, OidcSettings
 from agentship.server.observability import otlp
 from agentship.server.observability.metrics import MULTIPROC_ENV
+from agentship.server.webhooks.settings import NEEDS_STATE, WebhookConfigError, WebhookSettings
 from agentship.state.double_texting import POLICIES
+from agentship.state.settings import StateSettings
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -124,6 +126,15 @@ def _check_environment(workers: int) -> str | None:
     return None
 
 
+def _check_webhooks() -> None:
+    """Fail before the workers start on webhook settings they could not use."""
+    try:
+        if WebhookSettings.from_environ(os.environ).urls and StateSettings.from_environ(os.environ) is None:
+            raise ConfigError(NEEDS_STATE)
+    except (WebhookConfigError, ConfigError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
+
+
 def main(argv: list[str] | None = None, prog: str = "agentship serve") -> int:
     args = _parser(prog).parse_args(argv)
     logging.basicConfig(
@@ -155,6 +166,7 @@ def main(argv: list[str] | None = None, prog: str = "agentship serve") -> int:
     ):
         if value is not None:
             os.environ[name] = str(value)
+    _check_webhooks()
     uvicorn.run(
         "agentship.server.app:app_from_env",
         factory=True,

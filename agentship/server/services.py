@@ -31,6 +31,8 @@ from agentship.server.observability import metrics, otlp
 from agentship.server.protocols.responses.background.runs import BackgroundRuns, RunLimits
 from agentship.server.protocols.responses.stored import StoredResponses
 from agentship.server.settings import ServerSettings
+from agentship.server.webhooks.dispatcher import Dispatcher, Headers
+from agentship.server.webhooks.settings import NEEDS_STATE, WebhookSettings
 from agentship.state import StateSettings, StateStore, double_texting
 from agentship.state.double_texting import policy
 from agentship.state.usage import Quota
@@ -60,6 +62,8 @@ class Services:
     """Per-key limits and token budgets (None when none are configured)."""
     traces: trace_export.TraceExport | None = None
     a2a: A2AService | None = None
+    webhooks: Dispatcher | None = None
+    """Delivers webhooks and A2A push notifications (None when neither is on)."""
     bearer_auth: bool = False
     """Whether requests need a bearer key (the A2A card declares it)."""
     started: float = field(default_factory=time.monotonic)
@@ -168,6 +172,32 @@ async def _open_state(services: Services, stack: AsyncExitStack) -> None:
     )
 
 
+async def _start_webhooks(services: Services, stack: AsyncExitStack) -> Dispatcher | None:
+    """This replica's dispatcher, when there is anything to deliver: background responses' ends
+    to the webhook URLs, or A2A push notifications through the store."""
+    settings = WebhookSettings.from_environ(os.environ)
+    if services.store is None:
+        if settings.urls:
+            raise ConfigError(NEEDS_STATE)
+        return None
+    headers: dict[str, Headers] = {}
+    if services.a2a is not None:
+        from agentship.server.webhooks.a2a import OutboxPushSender
+        from agentship.state.outbox import A2A
+
+        if isinstance(services.a2a.push, OutboxPushSender):
+            headers[A2A] = services.a2a.push.headers
+    if not settings.urls and not headers:
+        return None
+    services.store.responses.webhook_urls = settings.urls
+    dispatcher = Dispatcher(services.store.outbox, settings, headers)
+    dispatcher.start()
+    stack.push_async_callback(dispatcher.aclose)
+    if settings.urls:
+        _logger.warning("%s", settings.describe())
+    return dispatcher
+
+
 def _a2a(services: Services) -> A2AService:
     try:
         from agentship.server.protocols.a2a.routes import A2AService  # the optional a2a extra
@@ -200,6 +230,7 @@ async def running(
         if settings.a2a:
             services.a2a = _a2a(services)
             stack.push_async_callback(services.a2a.aclose)
+        services.webhooks = await _start_webhooks(services, stack)
         # What the start loaded (MLflow, the SDKs, the model) lives as long as the process: out of
         # the collector's sight, its full collections no longer walk it under load.
         gc.collect()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agentship.state.engine import transaction
 from agentship.state.records import trim_history
 from agentship.state.schema import (
+    a2a_push_configs,
     a2a_tasks,
     agent_messages,
     agent_sessions,
@@ -27,6 +28,7 @@ from agentship.state.schema import (
     responses,
     run_states,
     usage,
+    webhook_outbox,
 )
 from agentship.state.settings import StateSettings
 
@@ -63,6 +65,11 @@ async def purge_expired(
                 idempotency_keys.c.lease_until.is_(None) | (idempotency_keys.c.lease_until < now),
             ),
             delete(usage).where(usage.c.expires_at < now),
+            # a notice still claimed stays until its dispatcher's lease is over too
+            delete(webhook_outbox).where(
+                webhook_outbox.c.expires_at < now,
+                webhook_outbox.c.lease_until.is_(None) | (webhook_outbox.c.lease_until < now),
+            ),
             # an expired conversation of the Conversations API goes with its session
             delete(agent_messages).where(agent_messages.c.session_id.in_(expired_conversations)),
             delete(agent_sessions).where(agent_sessions.c.session_id.in_(expired_conversations)),
@@ -76,6 +83,7 @@ async def purge_expired(
             delete(a2a_tasks).where(
                 a2a_tasks.c.last_updated < _utc_cutoff(engine.dialect.name, settings.ttl_s)
             ),
+            delete(a2a_push_configs).where(a2a_push_configs.c.task_id.notin_(select(a2a_tasks.c.id))),
         ):
             removed += (await conn.execute(statement)).rowcount or 0
     if removed:

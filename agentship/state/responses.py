@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agentship.state.engine import autocommit, db_now, transaction
+from agentship.state.outbox import Outbox, response_rows
 from agentship.state.records import TERMINAL, RunControl, StoredResponse
 from agentship.state.schema import response_events, response_items, responses
 from agentship.state.settings import StateSettings
@@ -171,7 +172,19 @@ class ResponseStore:
 
 
 class RunStore(ResponseStore):
-    """Background runs: leases, their event log, cancellation."""
+    """Background runs: leases, their event log, cancellation, and the webhooks announcing their
+    end (written with it, into :attr:`outbox`, for each of :attr:`webhook_urls`)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: StateSettings,
+        outbox: Outbox,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(engine, settings, clock)
+        self.outbox = outbox
+        self.webhook_urls: tuple[str, ...] = ()
 
     async def claim(self, response_id: str, owner: str, lease_s: float) -> StoredResponse | None:
         """Take the run if it is unfinished and unowned (or its owner's lease ran out)."""
@@ -256,7 +269,9 @@ class RunStore(ResponseStore):
     async def finish(
         self, rec: StoredResponse, owner: str, first_seq: int, events: list[dict[str, Any]]
     ) -> bool:
-        """Write the run's last events and its final state at once, if ``owner`` still holds it."""
+        """Write the run's last events and its final state at once, if ``owner`` still holds it,
+        with the webhooks announcing its end."""
+        notices = response_rows(rec, self.webhook_urls, self.clock(), self.settings.ttl_s)
         async with transaction(self.engine) as conn:
             if not await self._owns(conn, rec.id, owner):
                 return False
@@ -268,6 +283,9 @@ class RunStore(ResponseStore):
             values = _values(replace(rec, owner=None, lease_until=None), self.clock())
             await conn.execute(update(responses).where(responses.c.id == rec.id).values(**values))
             await self._write_items(conn, rec)
+            await Outbox.write(conn, notices)
+        if notices:
+            self.outbox.written()
         return True
 
     async def release(self, response_id: str, owner: str) -> None:

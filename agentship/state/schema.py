@@ -20,6 +20,12 @@ expires (``expires_at``, epoch seconds) a TTL after its last use.
   the rows of one run share its ``run_id`` (null for runs paused before revision 0004).
 * ``agentship_idempotency_keys``: a user's ``Idempotency-Key`` s, the fingerprint of the request
   each was first used with, its claimant's lease while it runs, and the answer it got.
+* ``agentship_webhook_outbox``: notifications to send (a background response's end, an A2A
+  task's status), one row per event and destination, written with what they announce, and
+  claimed by one replica's dispatcher at a time (``owner``, ``lease_until``) until delivered or
+  given up.
+* ``agentship_a2a_push_configs``: A2A push-notification configurations, column for column as the
+  a2a-sdk's ``DatabasePushNotificationConfigStore`` defines them (the SDK reads and writes them).
 * ``agent_sessions`` / ``agent_messages``: the OpenAI Agents SDK's ``SQLAlchemySession``
   tables, column for column as the SDK defines them (the SDK reads and writes them).
 """
@@ -37,6 +43,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -206,4 +213,40 @@ a2a_tasks = Table(
     Column("metadata", JSON),
     Index("ix_agentship_a2a_tasks_id", "id"),
     Index("idx_agentship_a2a_tasks_owner_last_updated", "owner", "last_updated"),
+)
+
+webhook_outbox = Table(
+    "agentship_webhook_outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("destination", String(255), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Float, nullable=False),
+    Column("owner", String(255)),
+    Column("lease_until", Float),
+    Column("last_status", Integer),
+    Column("delivered_at", Float),
+    Column("given_up_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_agentship_webhook_outbox_due", "delivered_at", "given_up_at", "next_at"),
+    Index("ix_agentship_webhook_outbox_subject", "subject"),
+    Index("ix_agentship_webhook_outbox_expires_at", "expires_at"),
+)
+
+a2a_push_configs = Table(
+    "agentship_a2a_push_configs",
+    metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("config_id", String(255), primary_key=True),
+    Column("config_data", LargeBinary, nullable=False),
+    Column("owner", String(255)),
+    Column("protocol_version", String(16)),
+    Index("ix_agentship_a2a_push_configs_owner", "owner"),
 )

@@ -17,6 +17,7 @@ from agentship.state.idempotency import IdempotencyKeys
 from agentship.state.locks import LeaseLocks
 from agentship.state.migrate import ensure_schema
 from agentship.state.openai_conversations import OpenAIConversations
+from agentship.state.outbox import Outbox
 from agentship.state.purge import purge_expired, trim_session
 from agentship.state.responses import RunStore
 from agentship.state.runstates import PausedRuns
@@ -41,14 +42,16 @@ class StateStore:
         self.settings = settings
         self.engine = engine
         self.owner = owner
-        self.responses = RunStore(engine, settings)
+        self.outbox = Outbox(engine, owner, settings.ttl_s)
+        """Webhooks and push notifications to deliver."""
+        self.responses = RunStore(engine, settings, self.outbox)
         self.locks = LeaseLocks(engine, owner, lease_s=settings.lease_s)
         self.paused = PausedRuns(engine, settings.ttl_s)
         self.openai_conversations = OpenAIConversations(engine, self.locks, settings)
         """The Conversations API's conversations (each over the SDK session of its turns)."""
         self.idempotency = IdempotencyKeys(engine, owner, settings.idempotency_ttl_s, settings.lease_s)
-        self.usage = UsageCounters(engine)
         """Requests' ``Idempotency-Key`` s and their answers."""
+        self.usage = UsageCounters(engine)
 
     @classmethod
     async def open(

@@ -15,6 +15,7 @@ GROUPS = {
     "serving": "The server",
     "state": "The state store",
     "auth": "Authentication",
+    "webhooks": "Webhooks and A2A push notifications",
     "backend": "Model backends",
     "tracing": "MLflow and trace export",
     "otlp": "OpenTelemetry (OTLP) export",
@@ -138,6 +139,45 @@ CATALOG: tuple[EnvVar, ...] = (
         "auth",
         "`RS256,ES256`",
         "The signature algorithms accepted, comma-separated; asymmetric ones only.",
+    ),
+    EnvVar(
+        "AGENTSHIP_WEBHOOK_URLS",
+        "webhooks",
+        "unset: no webhooks",
+        "Where the end of every background response is posted (`response.completed`, `failed`, "
+        "`cancelled`, `incomplete`), comma- or space-separated. Needs the state store. See "
+        "[Platform controls](../guides/controls.md#webhooks-for-background-responses).",
+    ),
+    EnvVar(
+        "AGENTSHIP_WEBHOOK_SECRET",
+        "webhooks",
+        "unset (required with the URLs)",
+        "The signing secret: `whsec_` and base64, as OpenAI and Standard Webhooks give them, or any "
+        "other string. Several, comma-separated, sign each delivery with each (rotation). Never "
+        "stored, logged or traced.",
+    ),
+    EnvVar("AGENTSHIP_WEBHOOK_TIMEOUT_S", "webhooks", "`10`", "How long one delivery may take."),
+    EnvVar(
+        "AGENTSHIP_WEBHOOK_RETRY_S",
+        "webhooks",
+        "`5`",
+        "The wait before the first retry; each later one doubles it, to at most an hour.",
+    ),
+    EnvVar(
+        "AGENTSHIP_WEBHOOK_MAX_ATTEMPTS", "webhooks", "`8`", "Attempts before a notification is given up."
+    ),
+    EnvVar(
+        "AGENTSHIP_A2A_PUSH_PRIVATE",
+        "webhooks",
+        "unset: refused",
+        "`1` lets A2A clients register push-notification URLs on loopback and private networks.",
+    ),
+    EnvVar(
+        "AGENTSHIP_A2A_PUSH_KEY",
+        "webhooks",
+        "unset: not encrypted",
+        "A Fernet key: A2A push configs (their tokens and credentials) are encrypted at rest in the "
+        "state store.",
     ),
     EnvVar(
         "AGENTSHIP_API_KEY",

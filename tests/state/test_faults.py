@@ -167,8 +167,8 @@ def test_background_run_leases_are_judged_by_the_databases_clock(state_url: str)
 
     async def check() -> None:
         store = await StateStore.open(settings(state_url))
-        slow = RunStore(store.engine, store.settings, clock=lambda: time.time() - HOUR)
-        fast = RunStore(store.engine, store.settings, clock=lambda: time.time() + HOUR)
+        slow = RunStore(store.engine, store.settings, store.outbox, clock=lambda: time.time() - HOUR)
+        fast = RunStore(store.engine, store.settings, store.outbox, clock=lambda: time.time() + HOUR)
         try:
             queued = record(store, "resp_clock", status="queued", background=True, response=None)
             queued.owner, queued.lease_until = "slow-replica", slow.clock() + 30  # as serving submits it

@@ -54,8 +54,8 @@ def record(store: StateStore, rid: str, user: str = "alice", **fields: Any) -> S
 def test_migrations_create_exactly_the_schema_and_are_idempotent(state_url: str) -> None:
     async def check() -> list[Any]:
         engine = create_engine(settings(state_url))
-        assert await ensure_schema(engine) == "0009"
-        assert await ensure_schema(engine) == "0009"  # a second start changes nothing
+        assert await ensure_schema(engine) == "0010"
+        assert await ensure_schema(engine) == "0010"  # a second start changes nothing
         async with engine.connect() as conn:
             diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
         await engine.dispose()
@@ -73,7 +73,7 @@ def test_replicas_starting_together_migrate_once(state_url: str) -> None:
             for engine in engines:
                 await engine.dispose()
 
-    assert run(together) == ["0009"] * 3
+    assert run(together) == ["0010"] * 3
 
 
 def test_a_schema_newer_than_this_agentship_is_refused(state_url: str) -> None:

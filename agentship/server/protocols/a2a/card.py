@@ -112,7 +112,7 @@ def agent_card(agent: AgentDescription, url: str, bearer: bool = False) -> Agent
         description=agent.description,
         version=agentship.__version__,
         supported_interfaces=interfaces,
-        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        capabilities=AgentCapabilities(streaming=True, push_notifications=True),
         default_input_modes=MODES,
         default_output_modes=MODES,
         skills=skills,

@@ -14,26 +14,42 @@ exists (JSON-RPC -32602, or -32005 for file parts), the request's user by the id
 store (the SDK's ``DatabaseTaskStore`` over its ``agentship_a2a_tasks`` table), so any replica
 answers for any task, and they expire with the store's TTL; without a store, in each worker's
 memory (the most recent :data:`MAX_TASKS`). Each is visible only to the user that created it.
+
+Push notifications: clients register URLs the SDK's way; with the state store they are kept in
+it and delivered at least once through its outbox (:mod:`agentship.server.webhooks.a2a`), without
+it by the SDK's own sender, once, best effort.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+import httpx
 from a2a.server.agent_execution import RequestContext, SimpleRequestContextBuilder
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import DefaultServerCallContextBuilder
 from a2a.server.routes.jsonrpc_dispatcher import JsonRpcDispatcher
-from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore
+from a2a.server.tasks import (
+    BasePushNotificationSender,
+    DatabasePushNotificationConfigStore,
+    DatabaseTaskStore,
+    InMemoryPushNotificationConfigStore,
+    InMemoryTaskStore,
+    PushNotificationConfigStore,
+    PushNotificationSender,
+    TaskStore,
+)
 from a2a.types.a2a_pb2 import SendMessageRequest, Task
 from a2a.utils.errors import InvalidParamsError
+from a2a.utils.push_url_validator import validate_push_notification_url
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -44,6 +60,8 @@ from agentship.server.http.identity import Identity, identify
 from agentship.server.protocols.a2a.card import AgentDescription, Skill, agent_card, describe
 from agentship.server.protocols.a2a.events import message_text
 from agentship.server.protocols.a2a.executor import EXCHANGE, Exchange, ServedAgentExecutor
+from agentship.server.webhooks.a2a import OutboxPushSender
+from agentship.server.webhooks.settings import allow_private_push
 
 if TYPE_CHECKING:
     from agentship.server.services import Services
@@ -54,6 +72,9 @@ RPC_PATH = "/"
 MAX_TASKS = 10_000
 """Tasks kept per worker without a state store; the oldest are forgotten first."""
 TASKS_TABLE = "agentship_a2a_tasks"
+PUSH_TABLE = "agentship_a2a_push_configs"
+PUSH_KEY_ENV = "AGENTSHIP_A2A_PUSH_KEY"
+"""A Fernet key: push configs (their tokens and credentials) are encrypted at rest with it."""
 MAX_TASK_ID = 36
 """The longest task or context id the task table keeps (the a2a-sdk's task model's)."""
 
@@ -96,6 +117,25 @@ def task_store(services: Services) -> TaskStore:
     return DatabaseTaskStore(
         services.store.engine, create_table=False, table_name=TASKS_TABLE, owner_resolver=_owner
     )
+
+
+def push_parts(services: Services) -> tuple[PushNotificationConfigStore, PushNotificationSender]:
+    """Where push configs are kept, and what sends: the store and its outbox (at least once), or
+    this worker's memory and the SDK's sender (once, best effort)."""
+    private = allow_private_push(os.environ)
+    if services.store is None:
+        memory = InMemoryPushNotificationConfigStore(owner_resolver=_owner)
+        validator = None if private else validate_push_notification_url
+        http = httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False)
+        return memory, BasePushNotificationSender(http, memory, push_url_validator=validator)
+    configs = DatabasePushNotificationConfigStore(
+        services.store.engine,
+        create_table=False,
+        table_name=PUSH_TABLE,
+        encryption_key=os.environ.get(PUSH_KEY_ENV) or None,
+        owner_resolver=_owner,
+    )
+    return configs, OutboxPushSender(services.store.outbox, configs, allow_private=private)
 
 
 class _CallContexts(DefaultServerCallContextBuilder):
@@ -227,11 +267,15 @@ class A2AService:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        configs, self.push = push_parts(services)
         self.handler = DefaultRequestHandler(
             agent_executor=ServedAgentExecutor(services),
             task_store=task_store(services),
             agent_card=_CAPABILITIES,
             request_context_builder=_CheckedRequests(),
+            push_config_store=configs,
+            push_sender=self.push,
+            push_url_validator=None if allow_private_push(os.environ) else validate_push_notification_url,
         )
         self.dispatcher = JsonRpcDispatcher(
             self.handler,
@@ -247,6 +291,8 @@ class A2AService:
 
     async def aclose(self) -> None:
         await self.handler.aclose()
+        if isinstance(self.push, BasePushNotificationSender):
+            await self.push._client.aclose()  # the SDK's sender has no close of its own
 
 
 __all__ = ["A2AService"]
