@@ -41,6 +41,7 @@ from agentship.server.protocols.invocations import InvocationsBody, InvocationsP
 from agentship.server.protocols.responses.protocol import ResponsesProtocol
 from agentship.server.protocols.responses.request import ResponsesBody
 from agentship.server.protocols.responses.routes import InputItemPage, ResponseDeleted, StoredRoutes
+from agentship.state.double_texting import POLICIES
 
 if TYPE_CHECKING:
     from agentship.server.services import Services
@@ -70,6 +71,31 @@ LIMIT = Param("limit", "Items per page.", {"type": "integer", "minimum": 1, "max
 STREAM = Param("stream", "Replay the response as its stream of events.", {"type": "boolean"})
 STARTING_AFTER = Param("starting_after", "Replay the events after this sequence number.", {"type": "integer"})
 PAGE = (ORDER, AFTER, LIMIT, INCLUDE, USER)
+
+_TEXT = {"type": "string"}
+RUN_HEADERS = (
+    Param(
+        "Idempotency-Key",
+        "Run the work once: a retry with the same key (and body) gets the first request's answer, or "
+        "joins its stream while it runs. Needs the state store.",
+        {"type": "string", "pattern": "^[ -~]{1,255}$"},
+    ),
+    Param(
+        "Agentship-Double-Texting",
+        "What this message does to its conversation's running turn (default: the server's).",
+        {"type": "string", "enum": list(POLICIES)},
+    ),
+)
+"""The headers a run reads ([Platform controls](../guides/controls.md))."""
+RUN_REPLY_HEADERS = (
+    Param("Idempotent-Replayed", "The answer of an earlier request with the same Idempotency-Key.", {"type": "string", "enum": ["true"]}),
+    *(
+        Param(f"x-ratelimit-{what}-{unit}", f"The caller's {meaning} ({unit}), when limits are set.", _TEXT)
+        for unit in ("requests", "tokens")
+        for what, meaning in (("limit", "limit"), ("remaining", "remaining allowance"), ("reset", "time until the count starts again"))
+    ),
+)  # fmt: skip
+"""The headers a run's answer may carry."""
 
 
 @dataclass
@@ -125,7 +151,7 @@ def _responses(prefix: str, suffix: str) -> list[Api]:
     p = f"{prefix}/responses"
     one = f"{p}/{{response_id}}"
     return [
-        Api(p, "POST", Operation(f"createResponse{suffix}", "Create a response: run the agent.", tag, body=ResponsesBody, reply=Response, media=(JSON, SSE), events=ResponseStreamEvent), lambda h: h.responses),
+        Api(p, "POST", Operation(f"createResponse{suffix}", "Create a response: run the agent.", tag, body=ResponsesBody, reply=Response, media=(JSON, SSE), events=ResponseStreamEvent, headers=RUN_HEADERS, reply_headers=RUN_REPLY_HEADERS), lambda h: h.responses),
         Api(one, "GET", Operation(f"getResponse{suffix}", "A stored response, or its events replayed (stream=true).", tag, reply=Response, media=(JSON, SSE), events=ResponseStreamEvent, query=(INCLUDE, STREAM, STARTING_AFTER, USER)), lambda h: h.stored.get),
         Api(one, "DELETE", Operation(f"deleteResponse{suffix}", "Delete a stored response.", tag, reply=ResponseDeleted, query=(USER,)), lambda h: h.stored.delete),
         Api(f"{one}/cancel", "POST", Operation(f"cancelResponse{suffix}", "Cancel a background response.", tag, reply=Response, query=(USER,)), lambda h: h.stored.cancel),
@@ -187,6 +213,7 @@ def table(a2a: bool, playground: bool = True) -> list[Api]:
     invoke = Operation(
         "invoke", "Run the agent, in MLflow's ResponsesAgent format.", "invocations",
         body=InvocationsBody, reply=ResponsesAgentResponse, media=(JSON, SSE), events=ResponsesAgentStreamEvent,
+        headers=RUN_HEADERS, reply_headers=RUN_REPLY_HEADERS,
     )  # fmt: skip
     apis = [Api("/invocations", "POST", invoke, lambda h: h.invocations)]
     for prefix, suffix in (("/v1", ""), ("", "Unversioned")):

@@ -118,6 +118,16 @@ def _parameters(entry: Documented) -> list[dict[str, Any]]:
                 "schema": schema,
             }
         )
+    for param in entry.operation.headers:
+        out.append(
+            {
+                "name": param.name,
+                "in": "header",
+                "required": False,
+                "description": param.description,
+                "schema": param.schema,
+            }
+        )
     return out
 
 
@@ -159,7 +169,12 @@ def _success(op: Operation, by_key: dict[Key, Any]) -> dict[str, Any]:
             content[SSE] = {"schema": _event_schema(op, by_key)}
         else:
             content[media] = {"schema": {"type": "string"}}
-    return {"description": op.summary, "content": content}
+    success: dict[str, Any] = {"description": op.summary, "content": content}
+    if op.reply_headers:
+        success["headers"] = {
+            p.name: {"description": p.description, "schema": p.schema} for p in op.reply_headers
+        }
+    return success
 
 
 def _operation(entry: Documented, by_key: dict[Key, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ TEXT = "text/plain"
 
 @dataclass(frozen=True)
 class Param:
-    """A query parameter (path parameters come from the path itself)."""
+    """A query parameter or a header (path parameters come from the path itself)."""
 
     name: str
     description: str
@@ -50,6 +50,10 @@ class Operation:
     """Whether it is served without a bearer key when keys are on."""
     description: str = ""
     body_required: bool = True
+    headers: tuple[Param, ...] = ()
+    """The request headers it reads (beyond authentication)."""
+    reply_headers: tuple[Param, ...] = ()
+    """The headers its success answer may carry."""
 
 
 class Documented(Protocol):
