@@ -7,7 +7,9 @@ model.
   headers, and every admitted answer carries the headers too;
 * a day's token budget: a backend that reports no usage is counted by estimate (and labelled so
   on ``/metrics``), a reported usage as reported; once spent, a 429 naming the budget;
-* a key without limits is answered without the headers.
+* a key without limits is answered without the headers;
+* A2A messages count against the same limits (a JSON-RPC error past one, with the same 429);
+  reading a task does not.
 """
 
 from __future__ import annotations
@@ -48,7 +50,13 @@ def replicas(
     database = postgres.create_database()
     servers = [
         serve(
-            model_uri, postgres.url(database), scripted, log_dir, "limits", AGENTSHIP_API_KEYS_FILE=str(keys)
+            model_uri,
+            postgres.url(database),
+            scripted,
+            log_dir,
+            "limits",
+            "--a2a",
+            AGENTSHIP_API_KEYS_FILE=str(keys),
         )
         for _ in range(2)
     ]
@@ -175,3 +183,51 @@ def test_a_days_token_budget_counts_estimates_and_reported_usage(
     assert counter(servers, "agentship_limited_tokens_total", 'source="reported"') == total
     again = ask(servers[0], "key-carol-90", f"again {m}")
     assert again.headers["x-ratelimit-remaining-tokens"] == str(100_000 - total)
+
+
+def test_a2a_messages_count_against_the_same_limits(
+    replicas: tuple[list[ServerProcess], PostgresServer, str],
+) -> None:
+    servers, _, _ = replicas
+    if time.time() % 60 > 40:  # the requests stay inside one minute's count
+        time.sleep(61 - time.time() % 60)
+    m = mark()
+    headers = {"authorization": "Bearer key-alice-41"}
+
+    def call(server: ServerProcess, method: str, params: dict[str, Any]) -> httpx.Response:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        return httpx.post(f"{server.url}/", json=body, headers=headers, timeout=60)
+
+    def message(server: ServerProcess, i: int) -> httpx.Response:
+        text = {"kind": "text", "text": f"a2a {m} {i}"}
+        sent = {"kind": "message", "role": "user", "messageId": f"{m}-{i}", "parts": [text]}
+        return call(server, "message/send", {"message": sent})
+
+    assert ask(servers[0], "key-alice-41", f"first {m}").status_code == 200  # 1 of 4
+    sent = [message(servers[i % 2], i) for i in range(3)]  # 2, 3 and 4 of 4
+    for i, reply in enumerate(sent):
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["result"]["status"]["state"] == "completed"
+        assert (
+            reply.headers["x-ratelimit-limit-requests"],
+            reply.headers["x-ratelimit-remaining-requests"],
+        ) == (
+            "4",
+            str(2 - i),
+        )
+    refused = message(servers[1], 3)
+    assert refused.status_code == 429
+    assert refused.json() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": -32000,
+            "message": "this caller is over its 4 requests per minute; retry after the reset",
+            "data": {"code": "rate_limit_exceeded"},
+        },
+    }
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    task = call(servers[0], "tasks/get", {"id": sent[0].json()["result"]["id"]})  # runs nothing
+    assert task.status_code == 200 and task.json()["result"]["status"]["state"] == "completed"
+    assert counter(servers, "agentship_rate_limited_total", 'limit="requests"') == 1

@@ -23,6 +23,7 @@ it by the SDK's own sender, once, best effort.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections import OrderedDict
@@ -57,6 +58,7 @@ from starlette.types import Message, Receive, Scope, Send
 from agentship.server.core.errors import HttpError
 from agentship.server.http.body import MAX_DEPTH, ClientGone, read_body, too_deep
 from agentship.server.http.identity import Identity, identify
+from agentship.server.http.quotas import METER, Admitted, Meter
 from agentship.server.protocols.a2a.card import AgentDescription, Skill, agent_card, describe
 from agentship.server.protocols.a2a.events import message_text
 from agentship.server.protocols.a2a.executor import EXCHANGE, Exchange, ServedAgentExecutor
@@ -194,6 +196,7 @@ class _Endpoint:
                 )
                 raise HttpError(400, "invalid_request_error", message, "too_deep")
             identity = identify(scope)
+            admitted = await self._admit(scope, body)
             exchange = Exchange(self.services.admission.admit(), identity)
         except ClientGone:
             return
@@ -202,20 +205,53 @@ class _Endpoint:
             await rpc_error(error, code)(scope, receive, send)
             return
         try:
-            await self._serve({**scope, EXCHANGE: exchange}, receive, send, exchange, body)
+            await self._serve({**scope, EXCHANGE: exchange}, receive, send, exchange, body, admitted)
         finally:
             exchange.release()
 
+    async def _admit(self, scope: Scope, body: bytes) -> Admitted | None:
+        """Count a message that runs the agent against its caller's limits, as ``/responses``
+        counts a request (a 429 past one); its run counts what it spends through the meter."""
+        limiter = self.services.limits
+        if limiter is None or not runs_agent(body):
+            return None
+        admitted = await limiter.admit_scope(scope)
+        if admitted is not None:
+            METER.set(Meter(limiter, admitted))
+        return admitted
+
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, exchange: Exchange, body: bytes
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        exchange: Exchange,
+        body: bytes,
+        admitted: Admitted | None,
     ) -> None:
         watcher = asyncio.create_task(_watch(receive, exchange.gone), name="agentship-a2a-watch")
         replay = _replay(body, exchange.gone)
         try:
             response = await self.dispatcher.handle_requests(Request(scope, replay))
+            if admitted is not None:
+                response.headers.update(admitted.headers)
             await response(scope, replay, send)
         finally:
             watcher.cancel()
+
+
+RUNS_AGENT = frozenset({"SendMessage", "SendStreamingMessage", "message/send", "message/stream"})
+"""The JSON-RPC methods (1.0, and 0.3) that run the agent: what limits count."""
+
+
+def runs_agent(body: bytes) -> bool:
+    """Whether a JSON-RPC body (a call, or a batch) calls a method that runs the agent."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    calls = parsed if isinstance(parsed, list) else [parsed]
+    return any(isinstance(call, dict) and call.get("method") in RUNS_AGENT for call in calls)
 
 
 async def _watch(receive: Receive, gone: asyncio.Event) -> None:
