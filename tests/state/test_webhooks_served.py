@@ -60,7 +60,7 @@ def hooked(
         "AGENTSHIP_WEBHOOK_URLS": ",".join(f"{receiver.url}{p}" for p in paths.split()),
         "AGENTSHIP_WEBHOOK_SECRET": SECRET,
         "AGENTSHIP_WEBHOOK_RETRY_S": "0.2",
-        "AGENTSHIP_WEBHOOK_TIMEOUT_S": "2",
+        "AGENTSHIP_WEBHOOK_TIMEOUT_S": "5",  # a claim's lease: 2 x 5 + 5 = 15 s
         "AGENTSHIP_A2A_PUSH_PRIVATE": "1",
     }
     started: list[ServerProcess] = []
@@ -261,9 +261,11 @@ def test_a_notice_whose_dispatcher_was_killed_mid_delivery_is_delivered_again(
     response = create(alone.a, f"deliver {m}")
     assert ended(alone.a, response.id)["status"] == "completed"
     [held] = arrive(receiver, "/hang", response.id, 1)  # the first attempt is held unanswered
-    kill(alone.a)
-    replacement = alone.start()  # claims it once the dead dispatcher's lease (9 s) is over
+    kill(alone.a)  # well within its attempt's 5 s timeout: the attempt never ends
+    replacement = alone.start()  # claims it once the dead dispatcher's lease (15 s) is over
     held, again = arrive(receiver, "/hang", response.id, 2)
+    # a retry after the attempt's timeout would have come 5 s after it; this one came after the lease
+    assert again.at - held.at > 10, again.at - held.at
     assert verified(held) == verified(again)
     assert held.headers["webhook-id"] == again.headers["webhook-id"]
     [row] = settled(alone, response.id, 1)
