@@ -55,7 +55,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from agentship.server.core.errors import HttpError
+from agentship.errors import StateError
+from agentship.server.core.errors import HttpError, classify
 from agentship.server.http.body import MAX_DEPTH, ClientGone, read_body, too_deep
 from agentship.server.http.identity import Identity, identify
 from agentship.server.http.quotas import METER, Admitted, Meter
@@ -201,7 +202,7 @@ class _Endpoint:
         except ClientGone:
             return
         except HttpError as error:
-            code = -32700 if error.code == "too_deep" else -32000 if error.status == 429 else -32600
+            code = -32700 if error.code == "too_deep" else -32000 if error.status in (429, 503) else -32600
             await rpc_error(error, code)(scope, receive, send)
             return
         try:
@@ -215,7 +216,10 @@ class _Endpoint:
         limiter = self.services.limits
         if limiter is None or not runs_agent(body):
             return None
-        admitted = await limiter.admit_scope(scope)
+        try:
+            admitted = await limiter.admit_scope(scope)
+        except StateError as exc:  # the store is down: a 503, as on /responses
+            raise classify(exc, self.services.settings.retry_after_s) from exc
         if admitted is not None:
             METER.set(Meter(limiter, admitted))
         return admitted
