@@ -145,17 +145,23 @@ class Outbox:
             await self.write(conn, new)
         self.written()
 
-    async def claim(self, limit: int, lease_s: float) -> list[Notice]:
+    async def claim(self, limit: int, lease_s: float, max_attempts: int) -> list[Notice]:
         """Take up to ``limit`` due rows no live dispatcher holds, oldest first; each claim counts
-        as an attempt."""
+        as an attempt. A row whose last attempt's claim ran out unsettled (its dispatcher died
+        each time) is given up here, never claimed again."""
         o = webhook_outbox.c
         now = db_now(self.engine)
-        free = [
+        unsettled = [
             o.delivered_at.is_(None),
             o.given_up_at.is_(None),
-            o.next_at <= now,
             or_(o.lease_until.is_(None), o.lease_until < now),
         ]
+        spent = (
+            update(webhook_outbox)
+            .where(*unsettled, o.attempts >= max_attempts)
+            .values(given_up_at=self.clock(), owner=None, lease_until=None)
+        )
+        free = [*unsettled, o.next_at <= now, o.attempts < max_attempts]
         due = select(o.id).where(*free).order_by(o.created_at).limit(limit)
         if self.engine.dialect.name == "postgresql":
             # evaluated once, as a materialized CTE: as a subquery, PostgreSQL may scan it again
@@ -169,6 +175,7 @@ class Outbox:
             .returning(*webhook_outbox.c)
         )
         async with transaction(self.engine) as conn:
+            await conn.execute(spent)
             taken = [_notice(row) for row in await conn.execute(statement)]
         return sorted(taken, key=lambda n: n.created_at)
 

@@ -25,6 +25,7 @@ from agentship.state.purge import purge_expired
 from tests.state.test_store import record, run, settings
 
 URLS = ("http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+MAX = 8
 
 
 async def two(url: str) -> tuple[StateStore, StateStore]:
@@ -123,12 +124,12 @@ def test_concurrent_claims_on_two_replicas_take_each_notice_once(state_url: str)
         a, b = await two(state_url)
         try:
             await a.outbox.add(notices(10))
-            batches = await asyncio.gather(*(s.outbox.claim(4, 60.0) for s in (a, b, a, b)))
+            batches = await asyncio.gather(*(s.outbox.claim(4, 60.0, MAX) for s in (a, b, a, b)))
             assert all(len(batch) <= 4 for batch in batches)
             taken = [n for batch in batches for n in batch]
             assert sorted(n.subject for n in taken) == sorted(f"resp_{i}" for i in range(10))
             assert {n.attempt for n in taken} == {1}
-            assert await a.outbox.claim(4, 60.0) == [] and await b.outbox.claim(4, 60.0) == []
+            assert await a.outbox.claim(4, 60.0, MAX) == [] and await b.outbox.claim(4, 60.0, MAX) == []
         finally:
             await a.aclose()
             await b.aclose()
@@ -143,9 +144,9 @@ def test_a_lease_that_ran_out_is_claimed_again_and_its_first_claimant_cannot_set
         a, b = await two(state_url)
         try:
             await a.outbox.add(notices(1))
-            [first] = await a.outbox.claim(4, 0.3)  # (a claim held is never taken: the test above)
+            [first] = await a.outbox.claim(4, 0.3, MAX)  # (a claim held is never taken: the test above)
             await asyncio.sleep(0.5)
-            [again] = await b.outbox.claim(4, 60.0)
+            [again] = await b.outbox.claim(4, 60.0, MAX)
             assert (again.id, again.event_id, first.attempt, again.attempt) == (first.id, "evt_0", 1, 2)
             assert not await a.outbox.delivered(first, 200)
             assert await b.outbox.delivered(again, 200)
@@ -164,7 +165,7 @@ def test_a_lease_that_ran_out_is_claimed_again_and_its_first_claimant_cannot_set
                 None,
             )
             assert row["delivered_at"] is not None
-            assert await a.outbox.claim(4, 60.0) == [] and await b.outbox.claim(4, 60.0) == []
+            assert await a.outbox.claim(4, 60.0, MAX) == [] and await b.outbox.claim(4, 60.0, MAX) == []
         finally:
             await a.aclose()
             await b.aclose()
@@ -177,7 +178,7 @@ def test_a_failed_attempt_is_due_again_after_its_wait_or_given_up(state_url: str
         a, b = await two(state_url)
         try:
             await a.outbox.add(notices(2))
-            later, soon = sorted(await a.outbox.claim(4, 60.0), key=lambda n: n.subject)
+            later, soon = sorted(await a.outbox.claim(4, 60.0, MAX), key=lambda n: n.subject)
             assert await a.outbox.retry(later, 503, after_s=3600.0, give_up=False)
             assert await a.outbox.retry(soon, 0, after_s=0.2, give_up=False)
             [row] = await a.outbox.of("resp_0")
@@ -196,7 +197,7 @@ def test_a_failed_attempt_is_due_again_after_its_wait_or_given_up(state_url: str
             )
             assert time.time() + 3500 < row["next_at"] < time.time() + 3700  # on the database's clock
             await asyncio.sleep(0.4)
-            [again] = await b.outbox.claim(4, 60.0)  # the one due again; the other waits its hour
+            [again] = await b.outbox.claim(4, 60.0, MAX)  # the one due again; the other waits its hour
             assert (again.subject, again.attempt) == ("resp_1", 2)
             assert await b.outbox.retry(again, 0, after_s=0.0, give_up=True)
             [row] = await a.outbox.of("resp_1")
@@ -208,7 +209,7 @@ def test_a_failed_attempt_is_due_again_after_its_wait_or_given_up(state_url: str
             )
             assert row["given_up_at"] is not None
             await asyncio.sleep(0.1)
-            assert await a.outbox.claim(4, 60.0) == []  # given up for good, and the other not due
+            assert await a.outbox.claim(4, 60.0, MAX) == []  # given up for good, and the other not due
         finally:
             await a.aclose()
             await b.aclose()
@@ -221,12 +222,39 @@ def test_expired_notices_are_purged_except_one_still_held(state_url: str) -> Non
         store = await StateStore.open(settings(state_url))
         try:
             await store.outbox.add(notices(2, now=time.time() - 100, ttl_s=10))
-            [held] = await store.outbox.claim(1, 60.0)
+            [held] = await store.outbox.claim(1, 60.0, MAX)
             await purge_expired(store.engine, store.settings)
             assert [r["subject"] for r in await store.outbox.of(held.subject)] == [held.subject]
             other = "resp_1" if held.subject == "resp_0" else "resp_0"
             assert await store.outbox.of(other) == []
         finally:
             await store.aclose()
+
+    run(check)
+
+
+def test_a_notice_whose_every_claim_ran_out_unsettled_is_given_up_not_claimed_forever(state_url: str) -> None:
+    async def check() -> None:
+        a, b = await two(state_url)
+        try:
+            await a.outbox.add(notices(1))
+            [first] = await a.outbox.claim(4, 0.3, 2)  # its dispatcher dies: never settled
+            await asyncio.sleep(0.5)
+            [second] = await b.outbox.claim(4, 0.3, 2)  # so does the next
+            assert (first.attempt, second.attempt) == (1, 2)
+            await asyncio.sleep(0.5)
+            assert await a.outbox.claim(4, 60.0, 2) == []  # its last attempt was spent
+            [row] = await b.outbox.of("resp_0")
+            assert (row["attempts"], row["owner"], row["lease_until"], row["delivered_at"]) == (
+                2,
+                None,
+                None,
+                None,
+            )
+            assert row["given_up_at"] is not None
+            assert not await b.outbox.delivered(second, 200)  # the dead claim can no longer settle it
+        finally:
+            await a.aclose()
+            await b.aclose()
 
     run(check)

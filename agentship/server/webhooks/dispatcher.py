@@ -84,7 +84,7 @@ class Dispatcher:
     async def _run(self) -> None:
         while True:
             try:
-                batch = await self.outbox.claim(BATCH, self.lease_s)
+                batch = await self.outbox.claim(BATCH, self.lease_s, self.settings.max_attempts)
             except StateError:
                 batch = []
             except Exception:
