@@ -38,6 +38,7 @@ from agentship.openai_agents.approvals import ApprovalPolicy, approval_request, 
 from agentship.openai_agents.config import OpenAIAgentsConfig
 from agentship.openai_agents.convert import StreamTranslator, to_run_input, usage_to_responses
 from agentship.openai_agents.errors import classify
+from agentship.openai_agents.lean_client import LeanAsyncOpenAI
 from agentship.openai_agents.mcp import McpServers
 from agentship.openai_agents.memory import ConversationMemory, TurnSession, keep_new_turn
 from agentship.openai_agents.plan import RequestPlan, plan_request
@@ -85,7 +86,7 @@ class OpenAIAgentsBackend:
         self._per_loop: dict[
             asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, Agent[AgentRunContext]]
         ] = {}
-        self._build(openai.AsyncOpenAI(api_key="unused", base_url=self.endpoint))
+        self._build(LeanAsyncOpenAI(api_key="unused", base_url=self.endpoint))
 
     def _build(self, client: openai.AsyncOpenAI) -> Agent[AgentRunContext]:
         settings = self.config
@@ -112,7 +113,7 @@ class OpenAIAgentsBackend:
         loop = asyncio.get_running_loop()
         built = self._per_loop.get(loop)
         if built is None:
-            client = openai.AsyncOpenAI(
+            client = LeanAsyncOpenAI(
                 api_key=self._api_key or "unused",
                 base_url=self.endpoint,
                 timeout=self.config.request_timeout_s,

@@ -3,6 +3,9 @@
 :func:`ensure_schema` brings a store to the newest revision this agentship knows, and refuses
 one that is newer, since an older server could corrupt what a newer one wrote. Replicas that
 start together serialise on a PostgreSQL advisory lock; on SQLite a lost race is retried.
+
+A store already at :data:`HEAD` is recognised with one read, without importing alembic (a tenth
+of the server's start-up otherwise); alembic is imported only to create or upgrade a schema.
 """
 
 from __future__ import annotations
@@ -11,25 +14,31 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agentship.errors import SchemaTooNewError, StateError
 from agentship.state.engine import transaction
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _logger = logging.getLogger(__name__)
+
+HEAD = "0010"
+"""The newest revision of ``migrations/versions`` (``tests/state/test_store.py`` checks that
+alembic agrees)."""
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x61676E74  # pg_advisory_xact_lock key: "agnt"
 
 
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -37,16 +46,25 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
+    """The newest revision, as alembic reads it from the scripts."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return head
 
 
 def current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def _upgrade(connection: Connection) -> str:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
     config = _config(connection)
     current = current_revision(connection)
     if current is not None:
@@ -72,11 +90,26 @@ _process_lock = threading.Lock()
 
 async def ensure_schema(engine: AsyncEngine, attempts: int = 3) -> str:
     """Upgrade the store to the head revision (idempotent); return the revision."""
+    if await _at_head(engine):
+        return HEAD
     await asyncio.to_thread(_process_lock.acquire)
     try:
         return await _ensure(engine, attempts)
     finally:
         _process_lock.release()
+
+
+async def _at_head(engine: AsyncEngine) -> bool:
+    """Whether the store's schema is at :data:`HEAD`, read without alembic; False when it cannot
+    be read (a new store, or a failure :func:`_ensure` will report)."""
+    try:
+        async with engine.connect() as connection:
+            found = (
+                (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+            )
+    except (SQLAlchemyError, OSError):
+        return False
+    return found == [HEAD]
 
 
 async def _ensure(engine: AsyncEngine, attempts: int) -> str:

@@ -4,6 +4,9 @@ retention. Each test gets a fresh database."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +19,7 @@ from agentship.errors import SchemaTooNewError
 from agentship.state import StateSettings, StateStore, StoredResponse, conversation_key
 from agentship.state.engine import create_engine
 from agentship.state.locks import ConversationBusyError, LeaseLocks
-from agentship.state.migrate import ensure_schema
+from agentship.state.migrate import HEAD, ensure_schema, head_revision
 from agentship.state.records import replay_state, trim_history
 from agentship.state.schema import metadata
 from agentship.state.settings import parse_url
@@ -62,6 +65,53 @@ def test_migrations_create_exactly_the_schema_and_are_idempotent(state_url: str)
         return list(diff)
 
     assert run(check) == []
+
+
+_START = """
+import asyncio, json, sys
+from agentship.state.engine import create_engine
+from agentship.state.migrate import ensure_schema
+from agentship.state.settings import StateSettings, parse_url
+
+async def start():
+    engine = create_engine(StateSettings(parse_url(sys.argv[1])))
+    try:
+        return await ensure_schema(engine)
+    finally:
+        await engine.dispose()
+
+revision = asyncio.run(start())
+print(json.dumps({"revision": revision, "alembic": sorted(m for m in sys.modules if m.split(".")[0] == "alembic")}))
+"""
+
+
+def _start_in_a_fresh_process(state_url: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _START, state_url], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_a_store_at_the_head_revision_starts_without_alembic(state_url: str) -> None:
+    """The head alembic reads from the scripts is HEAD. A new store is created with alembic; a
+    store already at HEAD is recognised without importing it; one behind HEAD is upgraded."""
+    assert head_revision() == HEAD
+    created = _start_in_a_fresh_process(state_url)
+    assert created["revision"] == HEAD and created["alembic"]
+    assert _start_in_a_fresh_process(state_url) == {"revision": HEAD, "alembic": []}
+
+    async def step_back() -> None:
+        engine = create_engine(settings(state_url))
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE agentship_a2a_push_configs"))
+            await conn.execute(text("DROP TABLE agentship_webhook_outbox"))
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+        await engine.dispose()
+
+    run(step_back)
+    upgraded = _start_in_a_fresh_process(state_url)
+    assert upgraded["revision"] == HEAD and upgraded["alembic"]
+    assert _start_in_a_fresh_process(state_url) == {"revision": HEAD, "alembic": []}
 
 
 def test_replicas_starting_together_migrate_once(state_url: str) -> None:

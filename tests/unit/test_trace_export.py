@@ -4,6 +4,9 @@ that it writes exactly what MLflow's own exporter writes, through MLflow's span 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +25,34 @@ from agentship.errors import ConfigError
 from agentship.trace_export import ExportSettings, Finished
 from agentship.trace_export.exporter import QueueingSpanExporter
 from agentship.trace_export.pipeline import TracePipeline, backoff, retryable
+
+# -- MLflow's Databricks probe ---------------------------------------------------------------------
+_PROBE = """
+import importlib.util, json, sys
+from mlflow.tracking.request_header.registry import resolve_request_headers
+before = resolve_request_headers()
+from agentship.trace_export.sinks import skip_absent_probes
+absent = skip_absent_probes(("dbruntime", "IPython", "pyspark", "json", "agentship_no_such_module"))
+failed = []
+for name in absent:
+    try:
+        __import__(name)
+    except ImportError:
+        failed.append(name)
+print(json.dumps({"absent": absent, "failed": failed, "json_kept": sys.modules["json"] is json,
+                  "same_headers": resolve_request_headers() == before}))
+"""
+
+
+def test_absent_databricks_probes_fail_at_once_and_mlflows_headers_stay_the_same() -> None:
+    """In a fresh interpreter: the probes that are not installed are marked absent (importing them
+    fails), an installed module is untouched, and MLflow resolves the same request headers."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=120
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    absent = ["dbruntime", "IPython", "pyspark", "agentship_no_such_module"]
+    assert result == {"absent": absent, "failed": absent, "json_kept": True, "same_headers": True}
 
 
 # -- settings and rules -----------------------------------------------------------------------------
