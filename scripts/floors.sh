@@ -28,9 +28,11 @@ if [ ! -f "$dir/.installed" ]; then
     echo "floors: install failed (log: $dir/install.log)" >&2
     exit 1
   fi
+  bash scripts/bytecode.sh "$dir"
   touch "$dir/.installed"
   echo "floors: installed in $(( $(date +%s) - start ))s" >&2
 fi
 "$UV" pip install --quiet --python "$dir/bin/python" --no-deps -e . >&2
+bash scripts/bytecode.sh "$dir"   # a venv made before this step was added
 "$dir/bin/python" -c "import agentship, agents, mlflow" >&2
 echo "$dir"

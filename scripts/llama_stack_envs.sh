@@ -21,7 +21,10 @@ install() {  # install NAME CLI PACKAGES...   (into $CACHE/NAME; CLI is checked 
   local dir="$CACHE/$v"
   local want
   want=$(printf '%s\n' "$@" | sha256sum | cut -d' ' -f1)
-  if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then return 0; fi
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then
+    bash scripts/bytecode.sh "$dir"   # a venv made before this step was added
+    return 0
+  fi
   echo "$v: installing into $dir" >&2
   rm -rf "$dir"
   "$UV" venv --quiet --python "$PY" "$dir"
@@ -30,6 +33,7 @@ install() {  # install NAME CLI PACKAGES...   (into $CACHE/NAME; CLI is checked 
     echo "$v: install failed (log: $dir.pip.log)" >&2
     exit 1
   fi
+  bash scripts/bytecode.sh "$dir"
   "$dir/bin/$cli" --help > /dev/null 2>&1
   echo "$want" > "$dir/.installed"
 }

@@ -30,7 +30,9 @@ if [ ! -f "$dir/.installed" ]; then
     exit 1
   fi
   "$dir/bin/phoenix" --help > /dev/null
+  bash scripts/bytecode.sh "$dir"
   touch "$dir/.installed"
   echo "phoenix: installed in $(( $(date +%s) - start ))s" >&2
 fi
+bash scripts/bytecode.sh "$dir"   # a venv made before this step was added
 echo "$dir"

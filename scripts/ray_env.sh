@@ -35,7 +35,9 @@ if [ ! -f "$dir/.installed" ]; then
   fi
   "$dir/bin/ray" --help > /dev/null
   "$dir/bin/python" -c "import ray.serve, mlflow, agents"
+  bash scripts/bytecode.sh "$dir"
   touch "$dir/.installed"
   echo "ray: installed in $(( $(date +%s) - start ))s" >&2
 fi
+bash scripts/bytecode.sh "$dir"   # a venv made before this step was added
 echo "$dir"

@@ -45,4 +45,5 @@ if [ ! -f "$dir/.installed" ]; then
   touch "$dir/.installed"
   echo "real model: installed in $(( $(date +%s) - start ))s" >&2
 fi
+bash scripts/bytecode.sh "$dir"   # pip compiled what it installed; this finishes any it did not
 echo "$dir"

@@ -25,6 +25,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "setup: installing failed; full log in $VENV/install.log" >&2
     exit 1
   fi
+  bash scripts/bytecode.sh "$VENV" --again
   "$VENV/bin/python" -c "import agentship, agents, mlflow"
   echo "$want" > "$stamp"
 fi
+bash scripts/bytecode.sh "$VENV"   # a venv made before this step was added
+# this checkout's own modules too (Python checks them against their sources on every import)
+"$VENV/bin/python" -m compileall -q agentship serving logging_scripts > /dev/null
