@@ -55,3 +55,15 @@ def test_the_wheel_declares_the_command_the_configs_and_the_extras() -> None:
     assert {"a2a", "otlp", "ray"} <= set(pyproject["project"]["optional-dependencies"])
     assert pyproject["tool"]["setuptools"]["packages"]["find"]["include"] == ["agentship*"]
     assert pyproject["project"]["name"] == "agentship-mlflow"  # "agentship" on PyPI is another project
+
+
+def test_setup_compiled_the_venv_and_the_checkout_to_bytecode() -> None:
+    """scripts/setup.sh compiles what the server imports, so no process compiles it again (with
+    PYTHONDONTWRITEBYTECODE set, as on this project's CI machines, each one would)."""
+    import importlib
+    import importlib.util
+
+    for name in ("mlflow", "agents", "openai", "sqlalchemy", "starlette", "agentship.server.app"):
+        source = importlib.import_module(name).__file__
+        assert source is not None
+        assert Path(importlib.util.cache_from_source(source)).is_file(), f"{name} has no bytecode"
