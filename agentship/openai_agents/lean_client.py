@@ -17,7 +17,10 @@ the body as they are, so the bytes sent are the same. It does so only when
 * the installed openai-python declares no alias or format anywhere in that parameter's type
   (:func:`transform_free`, checked once per type), so an upgrade that adds one turns this off
   instead of changing a request;
-* the caller's own ``extra_body`` does not set that field.
+* the caller's own ``extra_body`` does not set that field;
+* nothing instruments openai-python's ``create`` (``mlflow.openai.autolog()``, an OpenTelemetry
+  instrumentor: a wrapper with ``__wrapped__``), so what such a tool records of a call is what was
+  asked, not the moved body. The classes keep openai-python's names for the same reason.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from openai.resources.responses import AsyncResponses
 from openai.types.chat import completion_create_params
 from openai.types.responses import response_create_params
 
-__all__ = ["LeanAsyncOpenAI", "lean_params", "plain_json", "transform_free"]
+__all__ = ["LeanAsyncOpenAI", "instrumented", "lean_params", "plain_json", "transform_free"]
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))
 
@@ -122,8 +125,15 @@ def _responses_fields(stream: object) -> dict[str, type]:
     return {"input": declared, "tools": declared}
 
 
+def instrumented(resource: type) -> bool:
+    """Whether something wraps ``resource.create`` (it keeps the original as ``__wrapped__``)."""
+    return hasattr(getattr(resource, "create", None), "__wrapped__")
+
+
 class _LeanCompletions(AsyncCompletions):
     async def create(self, **params: Any) -> Any:  # type: ignore[override]
+        if instrumented(AsyncCompletions):
+            return await super().create(**params)
         return await super().create(**lean_params(params, _chat_fields(params.get("stream"))))
 
 
@@ -135,7 +145,14 @@ class _LeanChat(AsyncChat):
 
 class _LeanResponses(AsyncResponses):
     async def create(self, **params: Any) -> Any:  # type: ignore[override]
+        if instrumented(AsyncResponses):
+            return await super().create(**params)
         return await super().create(**lean_params(params, _responses_fields(params.get("stream"))))
+
+
+# Tracing tools name a call's span after its resource's class.
+for _lean, _original in ((_LeanCompletions, AsyncCompletions), (_LeanResponses, AsyncResponses)):
+    _lean.__name__, _lean.__qualname__ = _original.__name__, _original.__qualname__
 
 
 class LeanAsyncOpenAI(openai.AsyncOpenAI):

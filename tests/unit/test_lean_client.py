@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
@@ -218,3 +219,24 @@ def test_only_fields_whose_types_declare_no_alias_or_format_go_lean() -> None:
         {"betas": beta_response_params.ResponseCreateParamsNonStreaming},
     )
     assert moved == {"model": "m", "betas": ["responses_multi_agent=v1"]}
+
+
+def test_an_instrumented_create_sees_the_call_as_it_was_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With openai-python's create wrapped (mlflow.openai.autolog(), an OpenTelemetry
+    instrumentor), the wrapper is given the messages, not the moved body, under the same class name."""
+    from openai.resources.chat import AsyncCompletions
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    original = AsyncCompletions.create
+
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((type(self).__name__, kwargs))
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncCompletions, "create", wrapper)
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
+    recorder = Recorder()
+    asyncio.run(recorder.client(LeanAsyncOpenAI).chat.completions.create(model="m", messages=messages))
+    assert seen == [("AsyncCompletions", {"model": "m", "messages": messages})]
+    assert recorder.bodies == [{"model": "m", "messages": messages}]
