@@ -15,7 +15,13 @@ from openai.types.chat import ChatCompletionMessageParam, completion_create_para
 from openai.types.responses import response_create_params
 
 from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool
-from agentship.openai_agents.lean_client import LeanAsyncOpenAI, lean_params, plain_json, transform_free
+from agentship.openai_agents.lean_client import (
+    LeanAsyncOpenAI,
+    instrumented,
+    lean_params,
+    plain_json,
+    transform_free,
+)
 
 CHAT = completion_create_params.CompletionCreateParamsNonStreaming
 RESPONSES = response_create_params.ResponseCreateParamsNonStreaming
@@ -219,6 +225,22 @@ def test_only_fields_whose_types_declare_no_alias_or_format_go_lean() -> None:
         {"betas": beta_response_params.ResponseCreateParamsNonStreaming},
     )
     assert moved == {"model": "m", "betas": ["responses_multi_agent=v1"]}
+
+
+def test_openai_pythons_own_create_is_not_instrumented_and_mlflow_autolog_is() -> None:
+    """The lean path is taken with openai-python as installed (its own decorators are not
+    instrumentation), and left while mlflow.openai.autolog() wraps create."""
+    import mlflow
+    from openai.resources.chat import AsyncCompletions
+    from openai.resources.responses import AsyncResponses
+
+    assert not instrumented(AsyncCompletions) and not instrumented(AsyncResponses)
+    mlflow.openai.autolog(log_traces=False)
+    try:
+        assert instrumented(AsyncCompletions) and instrumented(AsyncResponses)
+    finally:
+        mlflow.openai.autolog(disable=True)
+    assert not instrumented(AsyncCompletions) and not instrumented(AsyncResponses)
 
 
 def test_an_instrumented_create_sees_the_call_as_it_was_made(monkeypatch: pytest.MonkeyPatch) -> None:
