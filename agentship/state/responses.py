@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Integer, Text, bindparam, column, delete, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -59,6 +60,46 @@ def _upsert(dialect: str) -> Any:
     return statement.on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
 
 
+@functools.cache
+def _pg_save() -> Any:
+    """A response never saved before and its output items, in one statement (PostgreSQL): the
+    response's upsert, and its items from one JSON parameter (``item_rows``), so one round trip
+    with no BEGIN and COMMIT. The statement is the transaction: a reader sees both or neither.
+    Its parameters are the columns' names prefixed ``saved_`` (an INSERT given a parameter named
+    as one of its columns sets that column)."""
+    names = [*_COLUMNS, "updated_at"]
+    upsert = pg_insert(responses).values(
+        {name: bindparam(f"saved_{name}", type_=responses.c[name].type) for name in names}
+    )
+    replaced = {name: upsert.excluded[name] for name in names if name != "id"}
+    saved = (
+        upsert.on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
+        .returning(responses.c.id, responses.c.user_id)
+        .cte("saved")
+    )
+    rows = (
+        func.jsonb_to_recordset(bindparam("item_rows", type_=JSONB))
+        .table_valued(column("position", Integer), column("item_id", Text), column("item", JSONB))
+        .render_derived(name="item_rows", with_types=True)
+    )
+    chosen = select(saved.c.id, rows.c.position, rows.c.item_id, saved.c.user_id, rows.c.item).join_from(
+        saved, rows, true()
+    )
+    return insert(response_items).from_select(
+        ["response_id", "position", "item_id", "user_id", "item"], chosen
+    )
+
+
+def _item_rows(rec: StoredResponse) -> list[dict[str, Any]]:
+    """The rows of ``rec``'s output items that have ids, at their positions in the output."""
+    output = (rec.response or {}).get("output") or []
+    return [
+        {"position": i, "item_id": str(item["id"]), "item": item}
+        for i, item in enumerate(output)
+        if item.get("id")
+    ]
+
+
 class ResponseStore:
     def __init__(
         self, engine: AsyncEngine, settings: StateSettings, clock: Callable[[], float] = time.time
@@ -92,6 +133,11 @@ class ResponseStore:
                 upsert.values(**values).on_conflict_do_update(index_elements=[responses.c.id], set_=replaced),
                 {},
             )
+        elif dialect == "postgresql" and fresh and not events:
+            async with autocommit(self.engine) as conn:
+                params = {f"saved_{name}": value for name, value in values.items()}
+                await conn.execute(_pg_save(), {**params, "item_rows": _item_rows(rec)})
+            return
         else:
             statement, params = _upsert(dialect), values
         async with transaction(self.engine) as conn:
@@ -105,17 +151,7 @@ class ResponseStore:
     async def _write_items(conn: AsyncConnection, rec: StoredResponse, replace: bool = True) -> None:
         if replace:
             await conn.execute(delete(response_items).where(response_items.c.response_id == rec.id))
-        rows = [
-            {
-                "response_id": rec.id,
-                "position": i,
-                "item_id": str(item["id"]),
-                "user_id": rec.user_id,
-                "item": item,
-            }
-            for i, item in enumerate((rec.response or {}).get("output") or [])
-            if item.get("id")
-        ]
+        rows = [{"response_id": rec.id, "user_id": rec.user_id, **row} for row in _item_rows(rec)]
         if rows:
             await conn.execute(insert(response_items), rows)
 

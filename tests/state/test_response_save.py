@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
+from sqlalchemy import text
 
 from agentship.errors import StateError
 from agentship.server.protocols.responses import stored
@@ -107,3 +108,49 @@ def test_a_store_that_stays_away_fails_the_save_after_its_tries(
 
 def test_the_save_waits_about_ten_seconds_in_all() -> None:
     assert sum(stored.SAVE_RETRY_PAUSES_S) == 9.75
+
+
+def test_a_new_responses_save_writes_it_and_its_items_whole_or_not_at_all(state_url: str) -> None:
+    """A response's first save (on PostgreSQL one statement) stores every field, and each output
+    item that has an id at its position in the output; a save that fails half-way (its items
+    clash with stored ones) leaves what was stored as it was."""
+
+    async def check() -> None:
+        store = await StateStore.open(settings(state_url))
+        try:
+            output = [
+                {"type": "reasoning", "summary": []},  # no id: not an item of its own
+                {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": "{}"},
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "é"}],
+                },
+            ]
+            first = record(store, "resp_whole", response={"id": "resp_whole", "output": output})
+            await store.responses.save(first, fresh=True)
+            assert await store.responses.get("alice", "resp_whole") == first
+            assert await store.responses.items("alice", ["fc_1", "msg_1"]) == {
+                "fc_1": output[1],
+                "msg_1": output[2],
+            }
+            async with store.engine.connect() as conn:
+                rows = (await conn.execute(text(
+                    "SELECT response_id, position, item_id, user_id FROM agentship_response_items ORDER BY position"
+                ))).all()  # fmt: skip
+            assert [tuple(r) for r in rows] == [
+                ("resp_whole", 1, "fc_1", "alice"),
+                ("resp_whole", 2, "msg_1", "alice"),
+            ]
+
+            clash = record(
+                store, "resp_whole", status="failed", response={"id": "resp_whole", "output": output}
+            )
+            with pytest.raises(StateError):
+                await store.responses.save(clash, fresh=True)  # said fresh, and is not: its items clash
+            assert await store.responses.get("alice", "resp_whole") == first
+        finally:
+            await store.aclose()
+
+    asyncio.run(check())

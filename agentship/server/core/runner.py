@@ -27,6 +27,7 @@ from agentship.errors import ConfigError
 from agentship.events import AgentEvent, from_mlflow, from_response
 from agentship.model_logging import agent_summary, logged_config
 from agentship.responses_agent import AgentshipResponsesAgent
+from agentship.server.core.requirements import warn_mismatches
 
 _logger = logging.getLogger("agentship.server")
 
@@ -49,10 +50,21 @@ def _check_version(pyfunc: Any, model_uri: str) -> None:
         _logger.warning("%s: %s", model_uri, verdict.message)
 
 
+def load(model_uri: str) -> Any:
+    """The pyfunc model at ``model_uri``, with MLflow's warnings about its requirements and
+    Python, from :mod:`~agentship.server.core.requirements` (the same verdicts, without the
+    half second MLflow's check spends first on every installed package's file list)."""
+    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    pyfunc = mlflow.pyfunc.load_model(local, suppress_warnings=True)
+    flavor = pyfunc.metadata.flavors.get("python_function", {})
+    warn_mismatches(local, flavor.get("python_version"))
+    return pyfunc
+
+
 class ModelRunner:
     def __init__(self, model_uri: str, max_threads: int = 64) -> None:
         self.model_uri = model_uri
-        self.pyfunc = mlflow.pyfunc.load_model(model_uri)
+        self.pyfunc = load(model_uri)
         raw = self.pyfunc.get_raw_model() if hasattr(self.pyfunc, "get_raw_model") else None
         if not isinstance(raw, ResponsesAgent):
             raise TypeError(f"{model_uri} is not a ResponsesAgent model")
