@@ -7,7 +7,8 @@ Serves the example agent as ``bench/run.py``'s section "servers" does (``python 
 worker, traces into the local SQLite store), and loads it with the tool request (2 model calls,
 the tool, a 200-word answer) from wrk at each client count in turn. For each load it reads the
 server's CPU per request (the CPU rate in the steady part of the load over the throughput) and
-samples the server with py-spy (200 Hz, idle frames left out). It prints, for the frames whose
+samples the server with py-spy (200 Hz, only the thread holding the GIL: a thread waiting for
+it would count as busy). It prints, for the frames whose
 cost moved most between the first count and the last, their inclusive CPU per request (their
 share of the samples × CPU per request) at each count.
 """
@@ -67,7 +68,7 @@ async def measure(clients: list[int], seconds: float, work: Path) -> list[tuple[
         out = []
         for count in clients:
             stacks = work / f"clients-{count}.txt"
-            spy = profiler(contender.server.process.pid, stacks)
+            spy = profiler(contender.server.process.pid, stacks, gil=True)
             summary = await w.under_load(contender, stores, w.TOOL_REQUEST, count, seconds)
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=120)

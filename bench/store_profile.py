@@ -64,10 +64,12 @@ def statements(pg: PostgresServer, since: int, database: str) -> Counter[str]:
     return found
 
 
-def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling ``pid`` (its threads, idle time left out) into collapsed stacks."""
+def profiler(pid: int, out: Path, gil: bool = False) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` (its threads, idle time left out) into collapsed stacks; with
+    ``gil``, only the thread holding the GIL (a thread waiting for it is not sampled)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     command = [spy, "record", "-p", str(pid), "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"]
+    command += ["--gil"] if gil else []
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     return process
