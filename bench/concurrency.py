@@ -20,7 +20,6 @@ import asyncio
 import signal
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,7 @@ sys.path.insert(0, str(REPO))
 from agentship.testing.processes import start_scripted_llm  # noqa: E402
 from bench import _workloads as w  # noqa: E402
 from bench._servers import Stores, configure_backend, log_model, start  # noqa: E402
-from bench.store_profile import profiler  # noqa: E402
-
-
-def shares(collapsed: Path) -> tuple[int, Counter[str]]:
-    """How many samples, and each frame's inclusive count (once per stack)."""
-    total, inclusive = 0, Counter[str]()
-    for line in collapsed.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        n = int(count)
-        total += n
-        for frame in set(stack.split(";")):
-            inclusive[frame] += n
-    return total, inclusive
+from bench.store_profile import profiler, shares  # noqa: E402
 
 
 def per_request(collapsed: Path, cpu_ms: float) -> dict[str, float]:

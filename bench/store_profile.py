@@ -75,8 +75,9 @@ def profiler(pid: int, out: Path, gil: bool = False) -> subprocess.Popen[bytes]:
     return process
 
 
-def hot(collapsed: Path, top: int) -> list[tuple[float, str]]:
-    """The frames with the largest inclusive share of the samples (each counted once per stack)."""
+def shares(collapsed: Path) -> tuple[int, Counter[str]]:
+    """How many samples py-spy's collapsed stacks hold, and each frame's inclusive count (once
+    per stack)."""
     total, inclusive = 0, Counter[str]()
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -84,6 +85,12 @@ def hot(collapsed: Path, top: int) -> list[tuple[float, str]]:
         total += n
         for frame in set(stack.split(";")):
             inclusive[frame] += n
+    return total, inclusive
+
+
+def hot(collapsed: Path, top: int) -> list[tuple[float, str]]:
+    """The frames with the largest inclusive share of the samples (each counted once per stack)."""
+    total, inclusive = shares(collapsed)
     return [(n / total, frame) for frame, n in inclusive.most_common(top)] if total else []
 
 

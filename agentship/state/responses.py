@@ -50,12 +50,14 @@ def _values(rec: StoredResponse, now: float) -> dict[str, Any]:
 
 
 @functools.cache
-def _upsert(dialect: str) -> Any:
-    """A response's insert-or-replace, built once, its values bound (SQLAlchemy otherwise builds
-    and keys the statement on every save)."""
+def _upsert(dialect: str, prefix: str = "") -> Any:
+    """A response's insert-or-replace, built once, its values bound to parameters named as the
+    columns, with ``prefix`` (SQLAlchemy otherwise builds and keys the statement on every save)."""
     insert_ = (pg_insert if dialect == "postgresql" else sqlite_insert)(responses)
     names = [*_COLUMNS, "updated_at"]
-    statement = insert_.values({name: bindparam(name, type_=responses.c[name].type) for name in names})
+    statement = insert_.values(
+        {name: bindparam(prefix + name, type_=responses.c[name].type) for name in names}
+    )
     replaced = {name: statement.excluded[name] for name in names if name != "id"}
     return statement.on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
 
@@ -67,16 +69,7 @@ def _pg_save() -> Any:
     with no BEGIN and COMMIT. The statement is the transaction: a reader sees both or neither.
     Its parameters are the columns' names prefixed ``saved_`` (an INSERT given a parameter named
     as one of its columns sets that column)."""
-    names = [*_COLUMNS, "updated_at"]
-    upsert = pg_insert(responses).values(
-        {name: bindparam(f"saved_{name}", type_=responses.c[name].type) for name in names}
-    )
-    replaced = {name: upsert.excluded[name] for name in names if name != "id"}
-    saved = (
-        upsert.on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
-        .returning(responses.c.id, responses.c.user_id)
-        .cte("saved")
-    )
+    saved = _upsert("postgresql", "saved_").returning(responses.c.id, responses.c.user_id).cte("saved")
     rows = (
         func.jsonb_to_recordset(bindparam("item_rows", type_=JSONB))
         .table_valued(column("position", Integer), column("item_id", Text), column("item", JSONB))
