@@ -10,7 +10,8 @@ answers with the right HTTP status and a clear message instead of a traceback::
     ├── AgentRunError               the agent stopped without an answer, e.g. max turns (500)
     ├── EvaluationFailedError       an evaluation stopped before it finished (500)
     ├── StateError                  the state store cannot be used (503)
-    │   └── SchemaTooNewError       its schema is newer than this agentship knows (500)
+    │   ├── SchemaTooNewError       its schema is newer than this agentship knows (500)
+    │   └── StateConflictError      a write broke a constraint: a row it needs just went (503)
     ├── DoubleTextingError          a message met a running turn of its conversation (409)
     │   ├── TurnRejectedError       the policy ``reject`` refused the new message
     │   └── TurnInterruptedError    the running turn was stopped by a newer message
@@ -82,6 +83,11 @@ class StateError(AgentError):
 
 class SchemaTooNewError(StateError):
     code = INTERNAL_ERROR
+
+
+class StateConflictError(StateError):
+    """A write broke one of the store's constraints, as a concurrent one changed what it relies
+    on (a response's parent deleted as the response was saved); the caller may write again."""
 
 
 class DoubleTextingError(AgentError):

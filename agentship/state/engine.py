@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Float, cast, event, func
-from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.elements import ColumnElement
 
-from agentship.errors import StateError
+from agentship.errors import StateConflictError, StateError
 from agentship.state.settings import StateSettings
 
 _logger = logging.getLogger(__name__)
@@ -102,6 +102,9 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 def _unavailable(exc: BaseException) -> StateError:
+    if isinstance(exc, IntegrityError):  # the caller decides whether this is a failure
+        _logger.info("state store refused a write: %s", str(exc).splitlines()[0][:300])
+        return StateConflictError("the state store refused a conflicting write; retry later")
     _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
     return StateError("the state store is unavailable; retry later")
 

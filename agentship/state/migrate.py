@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-HEAD = "0010"
+HEAD = "0011"
 """The newest revision of ``migrations/versions`` (``tests/state/test_store.py`` checks that
 alembic agrees)."""
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agentship.state.chains import anchor_children
 from agentship.state.engine import transaction
 from agentship.state.records import trim_history
 from agentship.state.schema import (
@@ -47,6 +48,10 @@ async def purge_expired(
     cutoff = _sdk_cutoff(engine.dialect.name, settings.ttl_s)
     removed = 0
     async with transaction(engine) as conn:
+        if engine.dialect.name == "postgresql":  # no child is saved onto them from here on
+            await conn.execute(expired.order_by(responses.c.id).with_for_update())
+        # a response that outlives its parent keeps its whole history (the parent expired first)
+        await anchor_children(conn, expired, settings.max_items, live_after=now)
         for statement in (
             delete(response_events).where(response_events.c.response_id.in_(expired)),
             delete(response_items).where(response_items.c.response_id.in_(expired)),

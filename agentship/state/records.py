@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Status = Literal["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"]
@@ -22,7 +22,9 @@ class StoredResponse:
     input: list[dict[str, Any]]
     """This request's own input items, with item references resolved."""
     history: list[dict[str, Any]]
-    """Every item the agent was given as input (the previous responses' turns, then ``input``)."""
+    """The items the agent was given as input: all of them (the previous responses' turns, then
+    ``input``) when ``parent_id`` is None; else only this request's own, which follow the
+    context of the response ``parent_id`` names (the store reads that chain back)."""
     output: list[dict[str, Any]] = field(default_factory=list)
     """The agent's output items, in the agent's own format (``function_call`` and its output)."""
     response: dict[str, Any] | None = None
@@ -39,6 +41,12 @@ class StoredResponse:
     cancel_requested: bool = False
     owner: str | None = None
     lease_until: float | None = None
+    parent_id: str | None = None
+    """The stored response whose context ``history`` continues: a conversation's history is kept
+    once, in the chain of its responses, not copied into each of them."""
+    inherited: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    """The parent's context as this response's turn read it, in memory only: what the record's
+    first save writes into ``history`` instead (with no parent) if the parent is gone by then."""
 
     def context(self) -> list[dict[str, Any]]:
         """What a response continuing this one starts from: its history, then its output."""
@@ -82,6 +90,26 @@ def replay_state(events: list[dict[str, Any]]) -> ReplayState:
 def as_input_item(item: dict[str, Any]) -> dict[str, Any]:
     """An output item as it goes back into a model's input (status and empty fields dropped)."""
     return {k: v for k, v in item.items() if v is not None and k != "status"}
+
+
+def anchored(rec: StoredResponse, max_items: int) -> StoredResponse:
+    """``rec`` with its whole history in ``history`` and no parent, from what its turn inherited."""
+    if rec.parent_id is None:
+        return rec
+    if rec.inherited is None:
+        raise ValueError(f"response {rec.id!r} has no inherited context to stand on its own with")
+    history = trim_history([*rec.inherited, *rec.history], max_items)
+    return replace(rec, history=history, parent_id=None, inherited=None)
+
+
+def chained(
+    inherited: list[dict[str, Any]], own: list[dict[str, Any]], max_items: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """What a response continuing a stored context keeps: the agent's whole input, and the own
+    items to store after the parent's context (None when the trimmed input keeps none of the
+    inherited items: the response then stands on its own, its whole input in ``history``)."""
+    whole = trim_history([*inherited, *own], max_items)
+    return whole, (own if len(whole) > len(own) else None)
 
 
 def trim_history(items: list[dict[str, Any]], max_items: int) -> list[dict[str, Any]]:

@@ -7,6 +7,12 @@ Consistency, per operation (every one is a single transaction):
 * :meth:`ResponseStore.get`, :meth:`~ResponseStore.items` and :meth:`~ResponseStore.delete`
   only ever see the caller's own user's records.
 * :meth:`ResponseStore.delete` checks the user first: another user's id deletes nothing.
+* A conversation's history is kept once: a response continuing another (``parent_id``) stores
+  only its own items, and :meth:`ResponseStore.context` reads the rest back up the chain, in one
+  statement, as far as ``max_items`` needs. A parent is never deleted before its children hold
+  their whole history: :meth:`~ResponseStore.delete` and the purge write it into them first, in
+  the same transaction, and the foreign key on ``parent_id`` refuses a child saved onto a parent
+  deleted meanwhile (:meth:`~ResponseStore.save` then stores its whole history itself).
 * A background run is owned by one replica at a time: :meth:`RunStore.claim` is a
   compare-and-swap on its lease, and every write of the owner is guarded by it, so a replica
   whose lease was taken over can no longer write. Leases are written and compared on the
@@ -21,22 +27,44 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, column, delete, func, insert, select, true, update
+from sqlalchemy import (
+    Integer,
+    Text,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agentship.errors import StateConflictError
+from agentship.state.chains import anchor_children, inherited
 from agentship.state.engine import autocommit, db_now, transaction
 from agentship.state.outbox import Outbox, response_rows
-from agentship.state.records import TERMINAL, RunControl, StoredResponse
+from agentship.state.records import (
+    TERMINAL,
+    RunControl,
+    StoredResponse,
+    anchored,
+    trim_history,
+)
 from agentship.state.schema import response_events, response_items, responses
 from agentship.state.settings import StateSettings
 
 _COLUMNS = (
     "id user_id conversation_id previous_response_id status background request input history output response "
-    "created_at expires_at attempt released cancel_requested owner lease_until"
+    "created_at expires_at attempt released cancel_requested owner lease_until parent_id"
 ).split()
+_WRITTEN_ONCE = frozenset({"id", "history", "parent_id"})
+"""Columns a response's first save sets for good (a later save, of a retry or a run's end, keeps
+them: its parent may have been deleted since, and its whole history written in its place)."""
 
 
 def _record(row: Any) -> StoredResponse:
@@ -58,7 +86,7 @@ def _upsert(dialect: str, prefix: str = "") -> Any:
     statement = insert_.values(
         {name: bindparam(prefix + name, type_=responses.c[name].type) for name in names}
     )
-    replaced = {name: statement.excluded[name] for name in names if name != "id"}
+    replaced = {name: statement.excluded[name] for name in names if name not in _WRITTEN_ONCE}
     return statement.on_conflict_do_update(index_elements=[responses.c.id], set_=replaced)
 
 
@@ -113,15 +141,26 @@ class ResponseStore:
         record was never saved before (a new id's first attempt), so it has no items to replace.
 
         A lease in ``rec`` (``lease_until``, on this replica's clock) is written as the same time
-        left on the database's clock.
+        left on the database's clock. A record whose parent is deleted as it is first saved is
+        saved with its whole history instead (from ``rec.inherited``), and kept so.
         """
+        try:
+            await self._save(rec, events, fresh)
+        except StateConflictError:
+            if rec.parent_id is None or rec.inherited is None:
+                raise
+            whole = anchored(rec, self.settings.max_items)
+            await self._save(whole, events, fresh)
+            rec.history, rec.parent_id, rec.inherited = whole.history, None, None
+
+    async def _save(self, rec: StoredResponse, events: list[dict[str, Any]] | None, fresh: bool) -> None:
         now = self.clock()
         values = _values(rec, now)
         dialect = self.engine.dialect.name
         if rec.owner is not None and rec.lease_until:  # an expression: the statement is built for it
             values["lease_until"] = db_now(self.engine) + max(0.0, rec.lease_until - now)
             upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(responses)
-            replaced = {k: v for k, v in values.items() if k != "id"}
+            replaced = {k: v for k, v in values.items() if k not in _WRITTEN_ONCE}
             statement, params = (
                 upsert.values(**values).on_conflict_do_update(index_elements=[responses.c.id], set_=replaced),
                 {},
@@ -167,19 +206,42 @@ class ResponseStore:
             row = (await conn.execute(select(responses).where(responses.c.id == response_id))).first()
         return None if row is None else _record(row)
 
+    async def context(self, rec: StoredResponse) -> list[dict[str, Any]]:
+        """What a response continuing ``rec`` starts from: ``rec``'s whole history, then its
+        output (its ancestors' items read back as far as ``max_items`` needs)."""
+        if rec.parent_id is None:
+            return rec.context()
+        seen = len(rec.history) + len(rec.output)
+        async with autocommit(self.engine) as conn:
+            before = await inherited(conn, rec.user_id, rec.parent_id, seen, self.settings.max_items)
+        return [*before, *rec.context()]
+
+    async def history(self, rec: StoredResponse) -> list[dict[str, Any]]:
+        """Every item ``rec``'s agent was given as input (its own after its parent's context)."""
+        if rec.parent_id is None:
+            return rec.history
+        async with autocommit(self.engine) as conn:
+            before = await inherited(
+                conn, rec.user_id, rec.parent_id, len(rec.history), self.settings.max_items
+            )
+        return trim_history([*before, *rec.history], self.settings.max_items)
+
     async def delete(self, user_id: str, response_id: str) -> bool:
         """Delete the user's response with its items and events; False (nothing deleted) if the
-        user has no response of that id."""
+        user has no response of that id. Its children keep their whole history: it is written
+        into them first."""
         async with transaction(self.engine) as conn:
             owned = await conn.execute(
-                delete(responses)
+                select(responses.c.id)
                 .where(responses.c.id == response_id, responses.c.user_id == user_id)
-                .returning(responses.c.id)
+                .with_for_update()
             )
             if owned.first() is None:
                 return False
+            await anchor_children(conn, [response_id], self.settings.max_items, live_after=None)
             await conn.execute(delete(response_events).where(response_events.c.response_id == response_id))
             await conn.execute(delete(response_items).where(response_items.c.response_id == response_id))
+            await conn.execute(delete(responses).where(responses.c.id == response_id))
         return True
 
     async def items(self, user_id: str, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -310,7 +372,8 @@ class RunStore(ResponseStore):
                 ]
                 await conn.execute(insert(response_events), rows)
             values = _values(replace(rec, owner=None, lease_until=None), self.clock())
-            await conn.execute(update(responses).where(responses.c.id == rec.id).values(**values))
+            kept = {name: value for name, value in values.items() if name not in _WRITTEN_ONCE}
+            await conn.execute(update(responses).where(responses.c.id == rec.id).values(**kept))
             await self._write_items(conn, rec)
             await Outbox.write(conn, notices)
         if notices:

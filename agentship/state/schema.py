@@ -4,7 +4,9 @@ Every record is scoped by the user it belongs to (``user_id``, ``""`` for anonym
 expires (``expires_at``, epoch seconds) a TTL after its last use.
 
 * ``agentship_responses``: stored ``/responses`` answers, their input and the history the agent
-  saw; background runs also keep their lease (``owner``, ``lease_until``, ``attempt``, and
+  saw, kept once per chain: a response continuing another (``parent_id``) holds only its own
+  items, and a parent is never deleted before its children hold their whole history (the
+  foreign key refuses it); background runs also keep their lease (``owner``, ``lease_until``, ``attempt``, and
   ``released``: the attempts given up at a shutdown).
 * ``agentship_response_items``: output items by id, so ``item_reference`` inputs resolve.
 * ``agentship_response_events``: a background run's stream events, in order, for replay.
@@ -78,7 +80,9 @@ responses = Table(
     Column("attempt", Integer, nullable=False),
     Column("released", Integer, nullable=False, server_default="0"),
     Column("cancel_requested", Boolean, nullable=False),
+    Column("parent_id", String(64), ForeignKey("agentship_responses.id")),
     Index("ix_agentship_responses_expires_at", "expires_at"),
+    Index("ix_agentship_responses_parent_id", "parent_id"),
     Index("ix_agentship_responses_runs", "status", "lease_until"),
 )
 

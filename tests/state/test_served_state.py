@@ -101,6 +101,37 @@ def test_a_background_run_taken_over_runs_its_input_into_the_conversation_once(
     assert len(attempts) == 2 and attempts[-1] == [job]  # the second attempt saw its input once
 
 
+def test_a_background_run_continuing_a_chain_is_taken_over_with_its_whole_history(
+    cluster: Cluster, scripted: ServerProcess
+) -> None:
+    """A chain's responses keep only their own items (issue 21): the replica that takes a killed
+    background run over reads the run's whole history back up the chain, on another replica."""
+    m = mark()
+
+    def post(server: ServerProcess, body: dict[str, object]) -> dict[str, object]:
+        answer = httpx.post(f"{server.url}/responses", json={"model": "agent", **body}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    first = post(cluster.a, {"input": f"first {m}"})
+    second = post(cluster.b, {"input": f"second {m}", "previous_response_id": first["id"]})
+    job = f"chained job {m} [[latency=4 chunks=8]]"
+    queued = post(cluster.a, {"input": job, "background": True, "previous_response_id": second["id"]})
+    wait_until(lambda: bool(model_users(scripted, f"chained job {m}")))
+    kill(cluster.a)
+    survivor = cluster.b if cluster.b is not cluster.a else cluster.start()
+
+    def finished() -> bool:
+        status = httpx.get(f"{survivor.url}/responses/{queued['id']}", timeout=10).json()["status"]
+        return status not in ("queued", "in_progress")
+
+    wait_until(finished, deadline_s=120)
+    done = httpx.get(f"{survivor.url}/responses/{queued['id']}", timeout=10).json()
+    assert done["status"] == "completed", done
+    attempts = model_users(scripted, f"chained job {m}")
+    assert attempts == [[f"first {m}", f"second {m}", job]] * 2
+
+
 # -- item 4 ---------------------------------------------------------------------------------------
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -19,7 +20,7 @@ from agentship.errors import SchemaTooNewError
 from agentship.state import StateSettings, StateStore, StoredResponse, conversation_key
 from agentship.state.engine import create_engine
 from agentship.state.locks import ConversationBusyError, LeaseLocks
-from agentship.state.migrate import HEAD, ensure_schema, head_revision
+from agentship.state.migrate import HEAD, _config, ensure_schema, head_revision
 from agentship.state.records import replay_state, trim_history
 from agentship.state.schema import metadata
 from agentship.state.settings import parse_url
@@ -57,8 +58,8 @@ def record(store: StateStore, rid: str, user: str = "alice", **fields: Any) -> S
 def test_migrations_create_exactly_the_schema_and_are_idempotent(state_url: str) -> None:
     async def check() -> list[Any]:
         engine = create_engine(settings(state_url))
-        assert await ensure_schema(engine) == "0010"
-        assert await ensure_schema(engine) == "0010"  # a second start changes nothing
+        assert await ensure_schema(engine) == "0011"
+        assert await ensure_schema(engine) == "0011"  # a second start changes nothing
         async with engine.connect() as conn:
             diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
         await engine.dispose()
@@ -92,26 +93,56 @@ def _start_in_a_fresh_process(state_url: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def test_a_store_at_the_head_revision_starts_without_alembic(state_url: str) -> None:
+def test_a_store_at_the_head_revision_starts_without_alembic(
+    state_url: str, request: pytest.FixtureRequest
+) -> None:
     """The head alembic reads from the scripts is HEAD. A new store is created with alembic; a
-    store already at HEAD is recognised without importing it; one behind HEAD is upgraded."""
+    store already at HEAD is recognised without importing it; one behind HEAD (made by alembic at
+    the revision before, with a response in it) is upgraded, its response kept."""
     assert head_revision() == HEAD
     created = _start_in_a_fresh_process(state_url)
     assert created["revision"] == HEAD and created["alembic"]
     assert _start_in_a_fresh_process(state_url) == {"revision": HEAD, "alembic": []}
 
-    async def step_back() -> None:
-        engine = create_engine(settings(state_url))
+    if state_url.startswith("sqlite"):
+        behind = state_url.replace("state.db", "behind.db")
+    else:
+        server = request.getfixturevalue("postgres")
+        behind = server.url(server.create_database())
+
+    async def at_previous_revision() -> None:
+        engine = create_engine(settings(behind))
         async with engine.begin() as conn:
-            await conn.execute(text("DROP TABLE agentship_a2a_push_configs"))
-            await conn.execute(text("DROP TABLE agentship_webhook_outbox"))
-            await conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+            await conn.run_sync(lambda c: command.upgrade(_config(c), "0010"))
+            await conn.execute(
+                text(
+                    "INSERT INTO agentship_responses (id, user_id, status, background, request, input, history, "
+                    "output, created_at, updated_at, expires_at, attempt, released, cancel_requested) VALUES "
+                    "('resp_old', 'alice', 'completed', false, '{}', '[]', :history, '[]', 1, 1, 9e12, 1, 0, false)"
+                ),
+                {"history": json.dumps([{"role": "user", "content": "hi"}])},
+            )
         await engine.dispose()
 
-    run(step_back)
-    upgraded = _start_in_a_fresh_process(state_url)
+    run(at_previous_revision)
+    upgraded = _start_in_a_fresh_process(behind)
     assert upgraded["revision"] == HEAD and upgraded["alembic"]
-    assert _start_in_a_fresh_process(state_url) == {"revision": HEAD, "alembic": []}
+    assert _start_in_a_fresh_process(behind) == {"revision": HEAD, "alembic": []}
+
+    async def kept() -> StoredResponse | None:
+        store = await StateStore.open(settings(behind))
+        try:
+            return await store.responses.get("alice", "resp_old")
+        finally:
+            await store.aclose()
+
+    old = run(kept)
+    assert old is not None
+    assert (old.history, old.parent_id, old.status) == (
+        [{"role": "user", "content": "hi"}],
+        None,
+        "completed",
+    )
 
 
 def test_replicas_starting_together_migrate_once(state_url: str) -> None:
@@ -123,7 +154,7 @@ def test_replicas_starting_together_migrate_once(state_url: str) -> None:
             for engine in engines:
                 await engine.dispose()
 
-    assert run(together) == ["0010"] * 3
+    assert run(together) == ["0011"] * 3
 
 
 def test_a_schema_newer_than_this_agentship_is_refused(state_url: str) -> None:

@@ -35,7 +35,7 @@ from agentship.server.protocols.responses.request import (
 )
 from agentship.state import StateStore, StoredResponse, trim_history
 from agentship.state.openai_conversations import ID_PREFIX
-from agentship.state.records import as_input_item
+from agentship.state.records import TERMINAL, as_input_item, chained
 
 
 def not_found(response_id: str) -> HttpError:
@@ -52,6 +52,12 @@ class Prepared:
     """What the agent sees: the earlier context, then this request's items (agent format)."""
     input: list[dict[str, Any]]
     """This request's own items as the client sent them (references resolved), with ids."""
+    parent_id: str | None = None
+    """The stored response whose context ``history`` continues, when the store keeps only
+    ``own`` for this one (its history is kept once, in the chain)."""
+    own: list[dict[str, Any]] | None = None
+    inherited: list[dict[str, Any]] | None = None
+    """The parent's context, as read for this request."""
 
 
 def _listed(item: dict[str, Any]) -> dict[str, Any]:
@@ -94,19 +100,22 @@ class StoredResponses:
         wanted = references(items)
         if wanted:
             items = substitute(items, await self.store.responses.items(user_id, wanted))
-        context: list[dict[str, Any]] = []
-        if parsed.previous_response_id:
-            previous = await self.store.responses.get(user_id, parsed.previous_response_id)
-            if previous is None:
-                raise HttpError(
-                    400,
-                    "invalid_request_error",
-                    f"Previous response with id {parsed.previous_response_id!r} not found.",
-                    param="previous_response_id",
-                )
-            context = previous.context()
-        history = trim_history([*context, *agent_items(items)], self.store.settings.max_items)
-        return Prepared(history, _with_ids(items))
+        own = agent_items(items)
+        if not parsed.previous_response_id:
+            return Prepared(trim_history(own, self.store.settings.max_items), _with_ids(items))
+        previous = await self.store.responses.get(user_id, parsed.previous_response_id)
+        if previous is None:
+            raise HttpError(
+                400,
+                "invalid_request_error",
+                f"Previous response with id {parsed.previous_response_id!r} not found.",
+                param="previous_response_id",
+            )
+        context = await self.store.responses.context(previous)
+        history, kept = chained(context, own, self.store.settings.max_items)
+        if kept is None or previous.status not in TERMINAL:  # an unfinished context may yet change
+            return Prepared(history, _with_ids(items))
+        return Prepared(history, _with_ids(items), previous.id, kept, context)
 
     def recorder(self, checked: Checked, user_id: str, prepared: Prepared, response_id: str) -> Recorder:
         parsed = checked.body
@@ -116,7 +125,9 @@ class StoredResponses:
             status="in_progress",
             request=parsed.model_dump(exclude_none=True),
             input=prepared.input,
-            history=prepared.history,
+            history=prepared.history if prepared.own is None else prepared.own,
+            parent_id=prepared.parent_id,
+            inherited=prepared.inherited,
             conversation_id=conversation_id(parsed),
             previous_response_id=parsed.previous_response_id,
             background=parsed.background,

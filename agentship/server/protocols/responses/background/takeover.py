@@ -81,6 +81,7 @@ async def take_over(runs: BackgroundRuns, rec: StoredResponse) -> None:
     """Run ``rec`` again here (it is claimed), or end it if it cannot or need not run."""
     try:
         checked = parse_body(rec.request)
+        history = await runs.store.responses.history(rec)
         stream, final = await _restored(runs, rec)
     except StateError:
         raise
@@ -90,7 +91,7 @@ async def take_over(runs: BackgroundRuns, rec: StoredResponse) -> None:
         await _fail(runs, rec, stream, "the stored run could not be read back")
         return
     turn = ResponsesTurn(
-        agent_input(checked, rec.history, rec.user_id),
+        agent_input(checked, history, rec.user_id),
         LiveResponse(stream, client_tools(checked)),
         stream=True,
         background=True,
