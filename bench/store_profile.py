@@ -64,6 +64,17 @@ def statements(pg: PostgresServer, since: int, database: str) -> Counter[str]:
     return found
 
 
+def stored_history(pg: PostgresServer, database: str) -> tuple[int, int]:
+    """The items, and bytes, the stored responses keep in their ``history`` columns."""
+    found = pg.psql(
+        "SELECT coalesce(sum(jsonb_array_length(history)), 0), coalesce(sum(pg_column_size(history)), 0) "
+        "FROM agentship_responses",
+        database,
+    )
+    items, size = found.split("|")
+    return int(items), int(size)
+
+
 def profiler(pid: int, out: Path, gil: bool = False) -> subprocess.Popen[bytes]:
     """py-spy sampling ``pid`` (its threads, idle time left out) into collapsed stacks; with
     ``gil``, only the thread holding the GIL (a thread waiting for it is not sampled)."""
@@ -205,9 +216,14 @@ def main() -> int:
                 if args.yappi:
                     server.server.process.send_signal(signal.SIGUSR1)
                     time.sleep(0.5)
+                history_before = stored_history(pg, database)
                 cpu_before = cpu_s([server.server.process.pid])
                 count = run(client, url, style, args.conversations, args.turns)
                 cpu = cpu_s([server.server.process.pid]) - cpu_before
+                kept = [
+                    after - before
+                    for after, before in zip(stored_history(pg, database), history_before, strict=True)
+                ]
                 time.sleep(0.5)
                 if args.yappi:
                     server.server.process.send_signal(signal.SIGUSR2)
@@ -227,7 +243,8 @@ def main() -> int:
                     print("\n".join(line for line in lines if line.startswith(database))[: args.dump])
                 total = sum(found.values())
                 print(f"\n{style}: {total / count:.1f} statements per turn ({count} turns), "
-                      f"the replica's CPU {cpu / count * 1000:.1f} ms per turn")  # fmt: skip
+                      f"the replica's CPU {cpu / count * 1000:.1f} ms per turn; the responses keep "
+                      f"{kept[0] / count:.1f} history items ({kept[1] / count / 1024:.1f} KiB) per turn")  # fmt: skip
                 for name, n in found.most_common():
                     print(f"  {n / count:5.2f}  {name}")
     finally:

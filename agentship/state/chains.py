@@ -11,31 +11,41 @@ parent deleted meanwhile).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, literal, select, update
+from sqlalchemy import Float, Integer, and_, bindparam, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agentship.state.records import as_input_item, trim_history
 from agentship.state.schema import responses
 
+TIP_COLUMNS = (
+    "id user_id conversation_id previous_response_id status background request input response "
+    "created_at expires_at attempt released cancel_requested owner lease_until"
+).split()
+"""A response's columns besides those the chain reads (``parent_id``, ``history``, ``output``)."""
+
 
 @functools.cache
-def _chain(dialect: str) -> Any:
+def chain_query(dialect: str, tip: bool = False) -> Any:
     """The history and output of a response (``start``) and its ancestors, oldest first, read up
     the chain until ``seen`` (the items already in hand) and theirs reach ``max_items``, or a
     response with no parent. One recursive statement, whatever the chain's length; the user
-    binds every step."""
+    binds every step. ``tip``: ``start`` must not have expired by ``now``, and its row (the
+    last) has its :data:`TIP_COLUMNS` too, so one statement reads a response and its context."""
     length = func.jsonb_array_length if dialect == "postgresql" else func.json_array_length
     size = lambda table: length(table.c.history) + length(table.c.output)  # noqa: E731
-    start = select(
+    first = select(
         responses.c.parent_id,
         responses.c.history,
         responses.c.output,
         literal(1, Integer).label("depth"),
         (bindparam("seen", type_=Integer) + size(responses)).label("seen"),
     ).where(responses.c.id == bindparam("start"), responses.c.user_id == bindparam("user"))
-    chain = start.cte("chain", recursive=True)
+    if tip:
+        first = first.where(responses.c.expires_at > bindparam("now", type_=Float))
+    chain = first.cte("chain", recursive=True)
     up = responses.alias("up")
     chain = chain.union_all(
         select(up.c.parent_id, up.c.history, up.c.output, chain.c.depth + 1, chain.c.seen + size(up)).where(
@@ -45,7 +55,21 @@ def _chain(dialect: str) -> Any:
             chain.c.depth < bindparam("max_items", type_=Integer),  # a link adds an item at least
         )
     )
-    return select(chain.c.history, chain.c.output).order_by(chain.c.depth.desc())
+    read = select(chain.c.parent_id, chain.c.history, chain.c.output)
+    if tip:
+        joined = chain.outerjoin(responses, and_(chain.c.depth == 1, responses.c.id == bindparam("start")))
+        read = read.add_columns(*(responses.c[name] for name in TIP_COLUMNS)).select_from(joined)
+    return read.order_by(chain.c.depth.desc())
+
+
+def assemble(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """The context the chain's rows (oldest first) leave a response continuing the last: each
+    one's history, then its output as input items. Pure."""
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        items += row.history
+        items += (as_input_item(item) for item in row.output)
+    return items
 
 
 async def inherited(
@@ -54,14 +78,9 @@ async def inherited(
     """The context a response's parent leaves it (as :meth:`StoredResponse.context`, with the
     parent's own inherited items first), read as far back as ``max_items`` needs beyond the
     ``seen`` items the caller has already."""
-    rows = await conn.execute(
-        _chain(conn.dialect.name), {"start": parent_id, "user": user_id, "seen": seen, "max_items": max_items}
-    )
-    items: list[dict[str, Any]] = []
-    for row in rows:
-        items += row.history
-        items += (as_input_item(item) for item in row.output)
-    return items
+    query = chain_query(conn.dialect.name)
+    params = {"start": parent_id, "user": user_id, "seen": seen, "max_items": max_items}
+    return assemble((await conn.execute(query, params)).all())
 
 
 async def anchor_children(

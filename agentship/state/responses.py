@@ -8,7 +8,7 @@ Consistency, per operation (every one is a single transaction):
   only ever see the caller's own user's records.
 * :meth:`ResponseStore.delete` checks the user first: another user's id deletes nothing.
 * A conversation's history is kept once: a response continuing another (``parent_id``) stores
-  only its own items, and :meth:`ResponseStore.context` reads the rest back up the chain, in one
+  only its own items, and :meth:`ResponseStore.continued` reads the rest back up the chain, in one
   statement, as far as ``max_items`` needs. A parent is never deleted before its children hold
   their whole history: :meth:`~ResponseStore.delete` and the purge write it into them first, in
   the same transaction, and the foreign key on ``parent_id`` refuses a child saved onto a parent
@@ -45,7 +45,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agentship.errors import StateConflictError
-from agentship.state.chains import anchor_children, inherited
+from agentship.state.chains import TIP_COLUMNS, anchor_children, assemble, chain_query, inherited
 from agentship.state.engine import autocommit, db_now, transaction
 from agentship.state.outbox import Outbox, response_rows
 from agentship.state.records import (
@@ -206,15 +206,26 @@ class ResponseStore:
             row = (await conn.execute(select(responses).where(responses.c.id == response_id))).first()
         return None if row is None else _record(row)
 
-    async def context(self, rec: StoredResponse) -> list[dict[str, Any]]:
-        """What a response continuing ``rec`` starts from: ``rec``'s whole history, then its
-        output (its ancestors' items read back as far as ``max_items`` needs)."""
-        if rec.parent_id is None:
-            return rec.context()
-        seen = len(rec.history) + len(rec.output)
+    async def continued(
+        self, user_id: str, response_id: str
+    ) -> tuple[StoredResponse, list[dict[str, Any]]] | None:
+        """The user's unexpired response, and the context a response continuing it starts from
+        (its whole history, then its output), in one statement; None if the user has none such."""
+        params = {
+            "start": response_id,
+            "user": user_id,
+            "now": self.clock(),
+            "seen": 0,
+            "max_items": self.settings.max_items,
+        }
         async with autocommit(self.engine) as conn:
-            before = await inherited(conn, rec.user_id, rec.parent_id, seen, self.settings.max_items)
-        return [*before, *rec.context()]
+            rows = (await conn.execute(chain_query(self.engine.dialect.name, tip=True), params)).all()
+        if not rows:
+            return None
+        tip = rows[-1]
+        fields = {name: getattr(tip, name) for name in TIP_COLUMNS}
+        rec = StoredResponse(**fields, history=tip.history, output=tip.output, parent_id=tip.parent_id)
+        return rec, assemble(rows)
 
     async def history(self, rec: StoredResponse) -> list[dict[str, Any]]:
         """Every item ``rec``'s agent was given as input (its own after its parent's context)."""

@@ -88,6 +88,15 @@ async def _row(store: StateStore, rid: str) -> Any:
         ).one()
 
 
+async def _context(store: StateStore, rec: StoredResponse) -> list[dict[str, Any]]:
+    """What a response continuing ``rec`` is given, read as the server reads it: with the record
+    itself, in one statement (which must give back the record exactly as ``get`` does)."""
+    found = await store.responses.continued(rec.user_id, rec.id)
+    assert found is not None
+    assert found[0] == rec
+    return found[1]
+
+
 def _user(words: str) -> dict[str, Any]:
     return {"role": "user", "content": words}
 
@@ -124,7 +133,7 @@ def test_a_chain_stores_each_turns_own_items_and_the_agent_sees_what_a_copy_woul
                 assert rec is not None
                 assert await store.responses.history(rec) == copied_history
                 copied_context = [*copied_history, _reply(rid, words)]
-                assert await store.responses.context(rec) == copied_context
+                assert await _context(store, rec) == copied_context
                 previous = rid
         finally:
             await store.aclose()
@@ -145,7 +154,7 @@ def test_deleting_a_response_leaves_its_descendants_their_whole_context(state_ur
             third, _ = await _turn(store, "alice", "three", second)
             rec = await store.responses.get("alice", third)
             assert rec is not None
-            before = await store.responses.context(rec)
+            before = await _context(store, rec)
             assert before == [
                 _user("one"), _reply(first, "one"), _user("two"), _reply(second, "two"),
                 _user("three"), _reply(third, "three"),
@@ -160,7 +169,7 @@ def test_deleting_a_response_leaves_its_descendants_their_whole_context(state_ur
             assert (row.history, row.parent_id) == (before[:-1], None)
             rec = await store.responses.get("alice", third)
             assert rec is not None
-            assert await store.responses.context(rec) == before
+            assert await _context(store, rec) == before
             assert (await _row(store, first)).parent_id is None  # the grandparent is untouched
 
             fourth, prepared = await _turn(store, "alice", "four", third)
@@ -191,7 +200,7 @@ def test_a_response_that_outlives_its_parent_keeps_its_context_through_the_purge
             assert tuple(await _row(store, third)) == ([_user("three")], second)
             rec = await store.responses.get("alice", third)
             assert rec is not None
-            assert await store.responses.context(rec) == [
+            assert await _context(store, rec) == [
                 *whole, _reply(second, "two"), _user("three"), _reply(third, "three")
             ]  # fmt: skip
 
@@ -268,7 +277,7 @@ def test_the_chain_is_read_within_its_user(state_url: str) -> None:
             ):
                 rec = await store.responses.get("bob", rid)
                 assert rec is not None
-                assert await store.responses.context(rec) == context
+                assert await _context(store, rec) == context
                 assert await store.responses.history(rec) == context
         finally:
             await store.aclose()

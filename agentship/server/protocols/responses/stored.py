@@ -103,15 +103,15 @@ class StoredResponses:
         own = agent_items(items)
         if not parsed.previous_response_id:
             return Prepared(trim_history(own, self.store.settings.max_items), _with_ids(items))
-        previous = await self.store.responses.get(user_id, parsed.previous_response_id)
-        if previous is None:
+        found = await self.store.responses.continued(user_id, parsed.previous_response_id)
+        if found is None:
             raise HttpError(
                 400,
                 "invalid_request_error",
                 f"Previous response with id {parsed.previous_response_id!r} not found.",
                 param="previous_response_id",
             )
-        context = await self.store.responses.context(previous)
+        previous, context = found
         history, kept = chained(context, own, self.store.settings.max_items)
         if kept is None or previous.status not in TERMINAL:  # an unfinished context may yet change
             return Prepared(history, _with_ids(items))
