@@ -75,9 +75,8 @@ def assemble(rows: Sequence[Any]) -> list[dict[str, Any]]:
 async def inherited(
     conn: AsyncConnection, user_id: str, parent_id: str, seen: int, max_items: int
 ) -> list[dict[str, Any]]:
-    """The context a response's parent leaves it (as :meth:`StoredResponse.context`, with the
-    parent's own inherited items first), read as far back as ``max_items`` needs beyond the
-    ``seen`` items the caller has already."""
+    """The context a response's parent leaves it (the parent's whole history, then its output),
+    read as far back as ``max_items`` needs beyond the ``seen`` items the caller has already."""
     query = chain_query(conn.dialect.name)
     params = {"start": parent_id, "user": user_id, "seen": seen, "max_items": max_items}
     return assemble((await conn.execute(query, params)).all())

@@ -48,10 +48,6 @@ class StoredResponse:
     """The parent's context as this response's turn read it, in memory only: what the record's
     first save writes into ``history`` instead (with no parent) if the parent is gone by then."""
 
-    def context(self) -> list[dict[str, Any]]:
-        """What a response continuing this one starts from: its history, then its output."""
-        return [*self.history, *(as_input_item(item) for item in self.output)]
-
 
 @dataclass(frozen=True)
 class RunControl:
@@ -92,13 +88,10 @@ def as_input_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None and k != "status"}
 
 
-def anchored(rec: StoredResponse, max_items: int) -> StoredResponse:
-    """``rec`` with its whole history in ``history`` and no parent, from what its turn inherited."""
-    if rec.parent_id is None:
-        return rec
-    if rec.inherited is None:
-        raise ValueError(f"response {rec.id!r} has no inherited context to stand on its own with")
-    history = trim_history([*rec.inherited, *rec.history], max_items)
+def anchored(rec: StoredResponse, inherited: list[dict[str, Any]], max_items: int) -> StoredResponse:
+    """``rec`` standing on its own: its whole history (after ``inherited``, its parent's context)
+    in ``history``, and no parent. Pure."""
+    history = trim_history([*inherited, *rec.history], max_items)
     return replace(rec, history=history, parent_id=None, inherited=None)
 
 

@@ -149,7 +149,7 @@ class ResponseStore:
         except StateConflictError:
             if rec.parent_id is None or rec.inherited is None:
                 raise
-            whole = anchored(rec, self.settings.max_items)
+            whole = anchored(rec, rec.inherited, self.settings.max_items)
             await self._save(whole, events, fresh)
             rec.history, rec.parent_id, rec.inherited = whole.history, None, None
 

@@ -56,6 +56,7 @@ class Prepared:
     """The stored response whose context ``history`` continues, when the store keeps only
     ``own`` for this one (its history is kept once, in the chain)."""
     own: list[dict[str, Any]] | None = None
+    """This request's own items in agent format: what the store keeps with ``parent_id``."""
     inherited: list[dict[str, Any]] | None = None
     """The parent's context, as read for this request."""
 
