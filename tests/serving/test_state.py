@@ -72,6 +72,33 @@ def test_previous_response_id_continues_on_another_replica(cluster: Cluster) -> 
     ] * 2 + ["user"]
 
 
+def test_deleting_a_response_leaves_the_chain_continuing_it_whole(cluster: Cluster) -> None:
+    """A chain keeps its history once, in its responses (issue 21): deleting the first response
+    of a chain, on another replica, takes nothing from the second's context. Another user's
+    delete is a 404 and deletes nothing."""
+    mark = marker()
+    alice = client(cluster.a, "alice")
+    first = alice.responses.create(model=MODEL, input=f"What is the weather in Paris? {mark}")
+    second = client(cluster.b, "alice").responses.create(
+        model=MODEL, input=f"Thanks {mark}-second", previous_response_id=first.id
+    )
+    with pytest.raises(openai.NotFoundError):
+        client(cluster.b, "bob").responses.delete(first.id)
+    assert client(cluster.a, "alice").responses.retrieve(first.id).id == first.id
+    assert client(cluster.b, "alice").responses.delete(first.id) is None
+    with pytest.raises(openai.NotFoundError):
+        alice.responses.retrieve(first.id)
+    third = alice.responses.create(model=MODEL, input=f"Again {mark}-third", previous_response_id=second.id)
+    assert third.output_text == f"You said: Again {mark}-third"
+    seen = cluster.target().model_saw(f"{mark}-third")
+    roles = ["system", "user", "assistant", "tool", "assistant", "user", "assistant", "user"]
+    assert [m["role"] for m in seen] == roles
+    assert seen[1]["text"] == f"What is the weather in Paris? {mark}"
+    assert [m["text"] for m in seen][3:] == [
+        PARIS, TOOL_ANSWER, f"Thanks {mark}-second", f"You said: Thanks {mark}-second", f"Again {mark}-third"
+    ]  # fmt: skip
+
+
 def test_a_conversation_id_continues_on_another_replica_without_duplicates(cluster: Cluster) -> None:
     mark = marker()
     conversation = f"conv-{mark}"
