@@ -11,11 +11,11 @@ descendant's context away. Each test runs on SQLite and PostgreSQL, through the 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from openai.types.responses import Response, ResponseOutputMessage, ResponseOutputText
 from sqlalchemy import select, text, update
 
 from agentship.server.protocols.responses.request import parse_body
@@ -24,6 +24,7 @@ from agentship.state import StateStore, StoredResponse
 from agentship.state.chains import anchor_children
 from agentship.state.records import as_input_item, trim_history
 from agentship.state.schema import responses
+from tests.state.test_response_save import completed
 from tests.state.test_store import run, settings
 
 
@@ -35,28 +36,6 @@ def _said(rid: str, words: str) -> dict[str, Any]:
         "status": "completed",
         "content": [{"type": "output_text", "text": words, "annotations": []}],
     }
-
-
-def _final(rid: str, words: str) -> Response:
-    return Response(
-        id=rid,
-        object="response",
-        created_at=1_700_000_000,
-        model="agent",
-        status="completed",
-        output=[
-            ResponseOutputMessage(
-                id=f"msg_{rid[5:]}",
-                type="message",
-                role="assistant",
-                status="completed",
-                content=[ResponseOutputText(type="output_text", text=words, annotations=[])],
-            )
-        ],
-        parallel_tool_calls=True,
-        tool_choice="auto",
-        tools=[],
-    )
 
 
 async def _prepare(store: StateStore, user: str, words: str, previous: str | None) -> tuple[Any, Prepared]:
@@ -75,8 +54,16 @@ async def _turn(
     rid = f"resp_{uuid4().hex[:24]}"
     recorder = StoredResponses(store).recorder(checked, user, prepared, rid)
     recorder.output.append(as_input_item(_said(rid, f"re: {words}")))
-    await recorder.save(_final(rid, f"re: {words}"))
+    await recorder.save(completed(rid, f"msg_{rid[5:]}", f"re: {words}"))
     return rid, prepared
+
+
+async def _three_turns(store: StateStore) -> tuple[str, str, str]:
+    """alice's chain of three turns, "one", "two", "three": their response ids."""
+    first, _ = await _turn(store, "alice", "one")
+    second, _ = await _turn(store, "alice", "two", first)
+    third, _ = await _turn(store, "alice", "three", second)
+    return first, second, third
 
 
 async def _row(store: StateStore, rid: str) -> Any:
@@ -149,9 +136,7 @@ def test_deleting_a_response_leaves_its_descendants_their_whole_context(state_ur
     async def check() -> None:
         store = await StateStore.open(settings(state_url))
         try:
-            first, _ = await _turn(store, "alice", "one")
-            second, _ = await _turn(store, "alice", "two", first)
-            third, _ = await _turn(store, "alice", "three", second)
+            first, second, third = await _three_turns(store)
             rec = await store.responses.get("alice", third)
             assert rec is not None
             before = await _context(store, rec)
@@ -188,9 +173,7 @@ def test_a_response_that_outlives_its_parent_keeps_its_context_through_the_purge
     async def check() -> None:
         store = await StateStore.open(settings(state_url))
         try:
-            first, _ = await _turn(store, "alice", "one")
-            second, _ = await _turn(store, "alice", "two", first)
-            third, _ = await _turn(store, "alice", "three", second)
+            first, second, third = await _three_turns(store)
             async with store.engine.begin() as conn:
                 await conn.execute(update(responses).where(responses.c.id == first).values(expires_at=0.0))
             assert await store.purge() >= 1
@@ -317,9 +300,13 @@ def test_a_purge_under_way_and_a_save_onto_its_parent_race_without_losing_the_co
     run(check)
 
 
-async def _until_waiting_on_a_lock(store: StateStore) -> None:
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-    for _ in range(500):
+async def _until_waiting_on_a_lock(store: StateStore, deadline_s: float = 60.0) -> None:
+    """Until a session of this test's database waits on a row lock (the save, on the purge's)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
         async with store.engine.connect() as conn:
             if (await conn.execute(query)).scalar():
                 return

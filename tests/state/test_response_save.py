@@ -22,7 +22,8 @@ from agentship.state import StateStore
 from tests.state.test_store import record, settings
 
 
-def _final(rid: str) -> Response:
+def completed(rid: str, message_id: str = "msg_saved", words: str = "saved once") -> Response:
+    """A completed response whose output is one assistant message, as openai-python types it."""
     return Response(
         id=rid,
         object="response",
@@ -31,11 +32,11 @@ def _final(rid: str) -> Response:
         status="completed",
         output=[
             ResponseOutputMessage(
-                id="msg_saved",
+                id=message_id,
                 type="message",
                 role="assistant",
                 status="completed",
-                content=[ResponseOutputText(type="output_text", text="saved once", annotations=[])],
+                content=[ResponseOutputText(type="output_text", text=words, annotations=[])],
             )
         ],
         parallel_tool_calls=True,
@@ -65,7 +66,7 @@ async def _with_store(
 
         monkeypatch.setattr(store.responses, "save", away_then_back)
         recorder = stored.Recorder(store, record(store, "resp_saved", status="in_progress"))
-        final = _final("resp_saved")
+        final = completed("resp_saved")
         try:
             await recorder.save(final)
         except StateError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,6 +80,21 @@ def test_a_turn_cut_short_by_sigkill_is_taken_back_and_its_retry_recorded_once(
     assert model_users(scripted, f"long {m}")[-1] == [f"hello {m}", slow]
 
 
+def _killed_and_taken_over(cluster: Cluster, response_id: str) -> dict[str, Any]:
+    """SIGKILL the replica running a background response; its end, as another replica reads it
+    once that replica has taken it over and finished it."""
+    kill(cluster.a)
+    survivor = cluster.b if cluster.b is not cluster.a else cluster.start()
+
+    def finished() -> bool:
+        status = httpx.get(f"{survivor.url}/responses/{response_id}", timeout=10).json()["status"]
+        return status not in ("queued", "in_progress")
+
+    wait_until(finished, deadline_s=120)
+    answer: dict[str, Any] = httpx.get(f"{survivor.url}/responses/{response_id}", timeout=10).json()
+    return answer
+
+
 def test_a_background_run_taken_over_runs_its_input_into_the_conversation_once(
     cluster: Cluster, scripted: ServerProcess
 ) -> None:
@@ -87,15 +103,7 @@ def test_a_background_run_taken_over_runs_its_input_into_the_conversation_once(
     body = {"model": "agent", "input": job, "background": True, "conversation": f"bg-{m}"}
     queued = httpx.post(f"{cluster.a.url}/responses", json=body, timeout=60).json()
     wait_until(lambda: bool(model_users(scripted, f"long job {m}")))
-    kill(cluster.a)
-    survivor = cluster.b if cluster.b is not cluster.a else cluster.start()
-
-    def finished() -> bool:
-        status = httpx.get(f"{survivor.url}/responses/{queued['id']}", timeout=10).json()["status"]
-        return status not in ("queued", "in_progress")
-
-    wait_until(finished, deadline_s=120)
-    done = httpx.get(f"{survivor.url}/responses/{queued['id']}", timeout=10).json()
+    done = _killed_and_taken_over(cluster, queued["id"])
     assert done["status"] == "completed", done
     attempts = model_users(scripted, f"long job {m}")
     assert len(attempts) == 2 and attempts[-1] == [job]  # the second attempt saw its input once
@@ -118,15 +126,7 @@ def test_a_background_run_continuing_a_chain_is_taken_over_with_its_whole_histor
     job = f"chained job {m} [[latency=4 chunks=8]]"
     queued = post(cluster.a, {"input": job, "background": True, "previous_response_id": second["id"]})
     wait_until(lambda: bool(model_users(scripted, f"chained job {m}")))
-    kill(cluster.a)
-    survivor = cluster.b if cluster.b is not cluster.a else cluster.start()
-
-    def finished() -> bool:
-        status = httpx.get(f"{survivor.url}/responses/{queued['id']}", timeout=10).json()["status"]
-        return status not in ("queued", "in_progress")
-
-    wait_until(finished, deadline_s=120)
-    done = httpx.get(f"{survivor.url}/responses/{queued['id']}", timeout=10).json()
+    done = _killed_and_taken_over(cluster, queued["id"])
     assert done["status"] == "completed", done
     attempts = model_users(scripted, f"chained job {m}")
     assert attempts == [[f"first {m}", f"second {m}", job]] * 2
