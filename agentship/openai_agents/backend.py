@@ -40,7 +40,7 @@ from agentship.openai_agents.convert import StreamTranslator, to_run_input, usag
 from agentship.openai_agents.errors import classify
 from agentship.openai_agents.lean_client import LeanAsyncOpenAI
 from agentship.openai_agents.mcp import McpServers
-from agentship.openai_agents.memory import ConversationMemory, TurnSession, keep_new_turn
+from agentship.openai_agents.memory import ConversationMemory, TurnSession, turn_input
 from agentship.openai_agents.plan import RequestPlan, plan_request
 from agentship.openai_agents.resume import Resumption, take_paused, undo_pauses
 from agentship.openai_agents.tool_text import text_outputs_filter
@@ -208,11 +208,10 @@ class OpenAIAgentsBackend:
                 workflow_name=self.config.name,
                 tracing_disabled=not self.config.tracing,
                 model_settings=plan.settings,
-                session_input_callback=keep_new_turn if session is not None and resumption is None else None,
                 call_model_input_filter=text_outputs_filter,  # the live turn's tool outputs as text
             ),
         }
-        start = resumption.state if resumption is not None else to_run_input(call.items)
+        start = resumption.state if resumption is not None else turn_input(session, to_run_input(call.items))
         translator = StreamTranslator(
             hold=self._policy.needs,
             resumed={k: _function_call(v) for k, v in (resumption.resumed if resumption else {}).items()},

@@ -2,7 +2,8 @@
 over the state store's database.
 
 With a ``conversation_id``, a run reads the conversation's history from its session, and the
-SDK appends the turn's items as it goes (the input before the first model call). Turns of one
+SDK adds the turn's items as it goes (the input before the first model call); the session holds
+them, and writes them in one statement as the turn is kept. Turns of one
 conversation run one at a time, across replicas (a lease in the store), and a turn is all or
 nothing (:mod:`agentship.state.turns`): one that fails, is cancelled, trips a guardrail or loses
 its lease is taken back before the conversation is let go, and one that a SIGKILL or an outage
@@ -24,7 +25,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
 from agents.items import TResponseInputItem
@@ -43,37 +43,39 @@ from agentship.state.turns import keep_turn, kept_after_all, undo_turn
 _logger = logging.getLogger(__name__)
 
 
-def keep_new_turn(history: list[Any], new_items: list[Any]) -> list[Any]:
-    """The SDK's ``session_input_callback``: the stored history, then only the new turn.
+def turn_input(session: TurnSession | None, items: list[TResponseInputItem]) -> list[TResponseInputItem]:
+    """What a run hands the SDK as its input: when its session already holds the conversation,
+    of what the client sent only the trailing new turn (a client that resends the whole history
+    duplicates nothing); a new session is seeded with everything the client sent.
 
-    When the session already holds the conversation, of what the client sent only the trailing
-    new turn counts (a client that resends the whole history duplicates nothing); a new session
-    is seeded with everything the client sent.
+    The SDK then puts the session's history before it itself, with no ``session_input_callback``:
+    a callback costs a deep copy of the history and a reference map of it on every turn.
     """
-    return [*history, *(new_turn(new_items) if history else new_items)]
+    return new_turn(items) if session is not None and session.holds_history else items  # type: ignore[arg-type,return-value]
 
 
 class TurnSession(SQLAlchemySession):
     """A conversation's SDK session for one turn, whose writes check the turn's lease."""
 
-    def __init__(self, key: str, store: StateStore, start: TurnStart | None = None) -> None:
-        super().__init__(
-            key,
-            engine=store.engine,
-            create_tables=False,  # the store's migrations own the schema
-            session_settings=SessionSettings(limit=store.settings.max_items),
-            ensure_ascii=False,
-        )
+    def __init__(self, key: str, store: StateStore, start: TurnStart, template: SQLAlchemySession) -> None:
+        # The SDK's own state for a session over this engine, copied from ``template`` (built
+        # once): its __init__ builds its tables' metadata anew, a cost on every turn.
+        self.__dict__.update(template.__dict__)
+        self.session_id = key
         self.store = store
         self.kept = False
         """The turn ended, and was kept (committed)."""
         self._writes: set[asyncio.Task[None]] = set()
+        self._pending: list[str] = []
+        """The items the turn added and has not written yet, as the SDK serializes them."""
         self._over = False
         self.last_item = 0
         """The id of the last item this turn wrote (0: none yet)."""
         self.written = 0
         """How many items this turn wrote."""
-        self._history = None if start is None else start.history
+        self._history: list[str] | None = start.history
+        self.holds_history = bool(start.history)
+        """The session held items when the turn began."""
         self._unfinished: dict[str, str] = {}
         """The text of each message the turn is saying, until it is done (an interrupted turn
         keeps it)."""
@@ -102,15 +104,21 @@ class TurnSession(SQLAlchemySession):
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The SDK's read of the session, its database failures a :class:`StateError` (a 503),
         as every other store operation's are. The turn's first read is the history read when
-        its lease was taken (:func:`~agentship.state.turns.start_turn`): no round trip."""
+        its lease was taken (:func:`~agentship.state.turns.start_turn`): no round trip. A later
+        read writes the items the turn holds first, so it reads them too."""
         history, self._history = self._history, None
-        if history is not None and not self.written and limit in (None, self.store.settings.max_items):
+        if history is not None and not (self.written or self._pending) and limit in (None, self.store.settings.max_items):
             return [item for raw in history if (item := await self._decoded(raw)) is not None]
+        await self._flush()
         try:
             return await super().get_items(limit)
         except (SQLAlchemyError, OSError) as exc:
             _logger.warning("state store failed: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:300])
             raise StateError("the state store is unavailable; retry later") from exc
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        await self._flush()
+        return await super().pop_item()
 
     async def _decoded(self, raw: str) -> TResponseInputItem | None:
         try:
@@ -119,15 +127,23 @@ class TurnSession(SQLAlchemySession):
             return None
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """The turn's items, held until the turn is kept (:meth:`close`): written then in one
+        statement, however many steps the run took; a turn that fails leaves nothing behind."""
         if not items:
             return
         if self._over:
             raise LeaseLostError("the turn is over; its session takes no more items")
-        data = [await self._serialize_item(item) for item in items]
+        self._pending += [await self._serialize_item(item) for item in items]
+
+    async def _flush(self) -> None:
+        """Write the items the turn holds (never cut off half-way by the turn's cancellation)."""
+        data, self._pending = self._pending, []
+        if not data:
+            return
         write = asyncio.ensure_future(self._insert(data))
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
-        await settled(write)  # a write is never cut off half-way by the turn's cancellation
+        await settled(write)
 
     async def _insert(self, data: list[str]) -> None:
         """The items, if the lease is still this turn's (the session's row was made, or touched,
@@ -136,20 +152,31 @@ class TurnSession(SQLAlchemySession):
         self.last_item = max(self.last_item, *ids)
         self.written += len(ids)
 
-    async def close(self) -> None:
-        """The turn is over: no more writes, and those in flight have landed."""
+    async def close(self, keep: bool) -> None:
+        """The turn is over: no more items, and the writes in flight have landed. With ``keep``,
+        the items it holds are written (:class:`LeaseLostError` if the lease is no longer this
+        turn's); without, they are dropped."""
         self._over = True
         if self._writes:
             await asyncio.wait(set(self._writes))
+        if keep:
+            await self._flush()
+        self._pending = []
 
 
 class ConversationMemory:
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        # The SDK adds its SQLite "connect" listener to the engine when it first makes a session
-        # over it. Let it happen now, once: added while another connection is being opened (its
-        # listeners iterated across an await), it breaks that connection.
-        SQLAlchemySession("agentship-warmup", engine=store.engine, create_tables=False)
+        # Every turn's session starts as a copy of this one. Made now, it also lets the SDK add
+        # its SQLite "connect" listener to the engine once: added while another connection is
+        # being opened (its listeners iterated across an await), it breaks that connection.
+        self._template = SQLAlchemySession(
+            "agentship-template",
+            engine=store.engine,
+            create_tables=False,  # the store's migrations own the schema
+            session_settings=SessionSettings(limit=store.settings.max_items),
+            ensure_ascii=False,
+        )
 
     @asynccontextmanager
     async def turn(self, user_id: str, conversation_id: str) -> AsyncIterator[TurnSession]:
@@ -165,7 +192,7 @@ class ConversationMemory:
         async with leases.hold(key, take, turn=True) as lease:
             start: TurnStart = lease.begun
             mark = start.mark
-            session = TurnSession(key, self.store, start)
+            session = TurnSession(key, self.store, start, self._template)
             try:
                 yield session
             except BaseException:
@@ -185,7 +212,7 @@ class ConversationMemory:
     @staticmethod
     async def _keep(session: TurnSession, lease: Lease) -> None:
         try:
-            await settled(_closed_then(session, _commit(session, lease)))
+            await settled(_closed_then(session, _commit(session, lease), keep=True))
         except StateError:
             lease.unclean = True  # its mark stays: the next turn takes this one back
             raise
@@ -194,19 +221,19 @@ class ConversationMemory:
     @classmethod
     async def _keep_partial(cls, session: TurnSession, lease: Lease) -> None:
         """A newer message interrupted the turn: keep what it had said (its unfinished message,
-        ``incomplete``) after what the SDK wrote, so the next turn reads it."""
+        ``incomplete``) after what the SDK added, so the next turn reads it."""
+        await session.add_items(session.partial())
         try:
-            await settled(session.add_items(session.partial()))
-        except StateError:
-            lease.unclean = True  # its mark stays: the next turn takes this one back
+            await cls._keep(session, lease)
+        except StateError:  # its mark stays: the next turn takes this one back
             _logger.warning("could not keep an interrupted turn; the conversation's next turn takes it back")
-            return
-        await cls._keep(session, lease)
 
     @staticmethod
     async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:
         try:
-            undone = await settled(_closed_then(session, undo_turn(session.store.locks, lease.key, mark)))
+            undone = await settled(
+                _closed_then(session, undo_turn(session.store.locks, lease.key, mark), keep=False)
+            )
         except StateError:
             lease.unclean = True  # its mark stays: the conversation's next turn takes it back
             _logger.warning("could not take a failed turn back now; the conversation's next turn will")
@@ -215,8 +242,8 @@ class ConversationMemory:
             _logger.info("took back %d session items of a failed turn", undone)
 
 
-async def _closed_then[T](session: TurnSession, ending: Awaitable[T]) -> T:
-    await session.close()
+async def _closed_then[T](session: TurnSession, ending: Awaitable[T], *, keep: bool) -> T:
+    await session.close(keep)
     return await ending
 
 

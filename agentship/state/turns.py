@@ -1,7 +1,9 @@
 """A conversation's turn in its Agents SDK session, all or nothing, under the conversation's lease.
 
-The SDK writes a turn's items into the session as the turn goes (its input before the first
-model call). So that a turn that fails leaves nothing behind, whatever kills it:
+A turn's items are written into the session before the turn is kept: all at once as it ends
+(:class:`~agentship.openai_agents.memory.TurnSession` holds them until then), or earlier when the
+SDK reads the session back during the turn. So that a turn that fails leaves nothing behind,
+whatever kills it, between those writes and the keep too:
 
 * :func:`~agentship.state.turn_io.start_turn` takes the lease and records on its row the
   session's last item id (the turn's *mark*), then reads the session's history: if the previous

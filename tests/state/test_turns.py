@@ -21,7 +21,7 @@ import httpx
 import pytest
 from mlflow.types.responses import ResponsesAgentRequest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from agentship.errors import BackendStatusError, GuardrailTriggeredError, InvalidRequestError, StateError
 from agentship.events import AgentEvent, Completed, ItemDone, TextDelta
@@ -359,3 +359,95 @@ def test_a_turn_whose_commit_answer_is_lost_is_kept_once_and_reported_kept(
 
     asyncio.run(check())
     assert calls.count(calls[0]) == (1 if landed else 2)
+
+
+def test_a_turns_items_are_written_in_one_statement_as_it_is_kept(
+    state_url: str, model: ServerProcess
+) -> None:
+    """The SDK adds a tool turn's items in three steps (its input, the tool call with its output,
+    the answer). The session holds them while the turn runs, and writes them in one statement as
+    it is kept. Before: a fenced write at each step, and half a turn in the conversation while it
+    ran."""
+    m = mark()
+    question = f"What is the weather in Paris? {m}"
+    writes: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "INSERT INTO agent_messages" in statement:
+            writes.append(statement)
+
+    async def check() -> None:
+        async with backend(state_url, model) as agent:
+            await ask(agent, m, f"hello {m}")
+            before = await session(state_url, m)
+            during: list[list[dict[str, Any]]] = []
+            event.listen(Engine, "before_cursor_execute", seen)
+            try:
+                async for done in agent.stream(request(m, question), deltas=True):
+                    if isinstance(done, ItemDone) and done.item["type"] == "function_call_output":
+                        during.append(await session(state_url, m))
+            finally:
+                event.remove(Engine, "before_cursor_execute", seen)
+            assert during == [before]  # the tool has run: the turn's input and call are held
+            after = await session(state_url, m)
+            assert after[: len(before)] == before
+            asked, call, output, answer = after[len(before) :]
+            assert asked == {"role": "user", "content": question}
+            assert (call["type"], call["name"], json.loads(call["arguments"])) == (
+                "function_call",
+                "get_weather",
+                {"city": "Paris"},
+            )
+            assert output == {
+                "type": "function_call_output",
+                "call_id": call["call_id"],
+                "output": "The weather in Paris is 18°C and sunny.",
+            }
+            assert (answer["type"], answer["role"], answer["content"][0]["text"]) == (
+                "message",
+                "assistant",
+                "The get_weather tool returned: The weather in Paris is 18°C and sunny.",
+            )
+            assert len(writes) == 1, writes
+
+    asyncio.run(check())
+
+
+def test_a_read_during_a_turn_sees_what_the_turn_holds(state_url: str) -> None:
+    """A read of the session during its turn (the SDK's rewind reads, then pops) writes what the
+    turn holds first; a turn that fails drops what it held, and what it wrote is taken back."""
+    m = mark()
+
+    async def check() -> None:
+        store = await StateStore.open(settings(state_url))
+        memory_ = memory.ConversationMemory(store)
+        try:
+            async with memory_.turn("alice", m) as held:
+                await held.add_items([{"role": "user", "content": "one"}])
+                assert await session(state_url, m) == []  # held
+                assert await held.get_items() == [{"role": "user", "content": "one"}]
+                assert await session(state_url, m) == [
+                    {"role": "user", "content": "one"}
+                ]  # written, to be read
+                await held.add_items(
+                    [{"role": "user", "content": "two"}, {"role": "user", "content": "three"}]
+                )
+                assert await held.pop_item() == {"role": "user", "content": "three"}
+                await held.add_items([{"role": "user", "content": "four"}])
+            assert await session(state_url, m) == [
+                {"role": "user", "content": "one"},
+                {"role": "user", "content": "two"},
+                {"role": "user", "content": "four"},
+            ]
+            with pytest.raises(RuntimeError, match="the run failed"):
+                async with memory_.turn("alice", m) as failing:
+                    await failing.add_items([{"role": "user", "content": "five"}])
+                    assert len(await failing.get_items()) == 4  # written, to be read
+                    await failing.add_items([{"role": "user", "content": "six"}])
+                    raise RuntimeError("the run failed")
+            assert [item["content"] for item in await session(state_url, m)] == ["one", "two", "four"]
+            assert await lease_rows(state_url) == []
+        finally:
+            await store.aclose()
+
+    asyncio.run(check())
