@@ -2,15 +2,16 @@
 
     bash bench/setup.sh && .venv/bin/python bench/store_profile.py [--turns 5] [--conversations 4]
         [--style previous_response_id|conversation|stateless] [--tracing off|remote]
-        [--profile N (py-spy)] [--yappi N (yappi's CPU clock)]
+        [--profile N (py-spy)] [--yappi N (yappi's CPU clock)] [--quiet-log]
 
 Serves the example agent (the tool request, 2 model calls) with its state on PostgreSQL,
 turns on ``log_statement = all`` for the state database only, and runs conversations three
 ways: continued with ``previous_response_id``, in a Conversations API conversation
 (``conversation``), and stateless (``store: false``, the client resending the history). For
 each it prints the statements the server sent per turn, grouped by kind and table (``BEGIN``
-and ``COMMIT`` counted as the round trips they are), and the replica's CPU per turn (from
-/proc). ``--yappi N`` prints the N functions with the most CPU per turn (inclusive, every
+and ``COMMIT`` counted as the round trips they are), and the replica's and PostgreSQL's CPU
+per turn (from /proc; PostgreSQL's includes logging every statement, unless ``--quiet-log``
+turns the statements' log, and their count, off). ``--yappi N`` prints the N functions with the most CPU per turn (inclusive, every
 thread; yappi's own cost inflates every figure about six times: compare them with each other).
 """
 
@@ -38,6 +39,7 @@ from agentship.testing.processes import start_scripted_llm  # noqa: E402
 from agentship.testing.tracking_server import start_tracking_server  # noqa: E402
 from bench._procs import cpu_s  # noqa: E402
 from bench._servers import Stores, configure_backend, log_model, start  # noqa: E402
+from bench._stateful import postgres_pid  # noqa: E402
 from bench._workloads import TOOL_REQUEST  # noqa: E402
 
 _LINE = re.compile(r"^(?P<db>\S+) LOG:  (?:statement|execute [^:]*): (?P<sql>.*)$")
@@ -154,6 +156,11 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--conversations", type=int, default=4)
     parser.add_argument("--dump", type=int, default=0, help="print this many characters of the log")
+    parser.add_argument(
+        "--quiet-log",
+        action="store_true",
+        help="log no statements (they are not counted), so PostgreSQL's CPU per turn is its own",
+    )
     parser.add_argument("--profile", type=int, default=0, help="py-spy the replica: print this many frames")
     parser.add_argument("--yappi", type=int, default=0, help="yappi's CPU profile: print this many functions")
     parser.add_argument(
@@ -194,7 +201,8 @@ def main() -> int:
         with httpx.Client(timeout=60) as client:
             for style in styles:
                 run(client, url, style, 1, 2)  # warm: the driver's statement cache, the pool
-            pg.psql(f"ALTER DATABASE {database} SET log_statement = 'all'")
+            if not args.quiet_log:
+                pg.psql(f"ALTER DATABASE {database} SET log_statement = 'all'")
             pg.psql("ALTER SYSTEM SET log_line_prefix = '%d '")
             pg.psql("SELECT pg_reload_conf()")
             server.server.stop()  # new connections pick the database's setting up
@@ -218,8 +226,10 @@ def main() -> int:
                     time.sleep(0.5)
                 history_before = stored_history(pg, database)
                 cpu_before = cpu_s([server.server.process.pid])
+                database_before = cpu_s([postgres_pid(pg.data)])
                 count = run(client, url, style, args.conversations, args.turns)
                 cpu = cpu_s([server.server.process.pid]) - cpu_before
+                database_cpu = cpu_s([postgres_pid(pg.data)]) - database_before
                 kept = [
                     after - before
                     for after, before in zip(stored_history(pg, database), history_before, strict=True)
@@ -243,7 +253,9 @@ def main() -> int:
                     print("\n".join(line for line in lines if line.startswith(database))[: args.dump])
                 total = sum(found.values())
                 print(f"\n{style}: {total / count:.1f} statements per turn ({count} turns), "
-                      f"the replica's CPU {cpu / count * 1000:.1f} ms per turn; the responses keep "
+                      f"the replica's CPU {cpu / count * 1000:.1f} ms per turn, PostgreSQL's "
+                      f"{database_cpu / count * 1000:.1f} ms{'' if args.quiet_log else ' (logging every statement)'}; "
+                      f"the responses keep "
                       f"{kept[0] / count:.1f} history items ({kept[1] / count / 1024:.1f} KiB) per turn")  # fmt: skip
                 for name, n in found.most_common():
                     print(f"  {n / count:5.2f}  {name}")
