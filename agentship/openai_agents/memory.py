@@ -107,7 +107,11 @@ class TurnSession(SQLAlchemySession):
         its lease was taken (:func:`~agentship.state.turns.start_turn`): no round trip. A later
         read writes the items the turn holds first, so it reads them too."""
         history, self._history = self._history, None
-        if history is not None and not (self.written or self._pending) and limit in (None, self.store.settings.max_items):
+        if (
+            history is not None
+            and not (self.written or self._pending)
+            and limit in (None, self.store.settings.max_items)
+        ):
             return [item for raw in history if (item := await self._decoded(raw)) is not None]
         await self._flush()
         try:
