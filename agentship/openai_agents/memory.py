@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
@@ -216,7 +216,7 @@ class ConversationMemory:
     @staticmethod
     async def _keep(session: TurnSession, lease: Lease) -> None:
         try:
-            await settled(_closed_then(session, _commit(session, lease), keep=True))
+            await settled(_closed_then(session, lambda: _commit(session, lease), keep=True))
         except StateError:
             lease.unclean = True  # its mark stays: the next turn takes this one back
             raise
@@ -236,7 +236,7 @@ class ConversationMemory:
     async def _undo(session: TurnSession, lease: Lease, mark: int) -> None:
         try:
             undone = await settled(
-                _closed_then(session, undo_turn(session.store.locks, lease.key, mark), keep=False)
+                _closed_then(session, lambda: undo_turn(session.store.locks, lease.key, mark), keep=False)
             )
         except StateError:
             lease.unclean = True  # its mark stays: the conversation's next turn takes it back
@@ -246,9 +246,11 @@ class ConversationMemory:
             _logger.info("took back %d session items of a failed turn", undone)
 
 
-async def _closed_then[T](session: TurnSession, ending: Awaitable[T], *, keep: bool) -> T:
+async def _closed_then[T](session: TurnSession, ending: Callable[[], Awaitable[T]], *, keep: bool) -> T:
+    """Close ``session`` (writing what it holds if ``keep``), then end the turn: ``ending`` is
+    called only once the close has succeeded."""
     await session.close(keep)
-    return await ending
+    return await ending()
 
 
 async def _commit(session: TurnSession, lease: Lease) -> None:

@@ -361,6 +361,48 @@ def test_a_turn_whose_commit_answer_is_lost_is_kept_once_and_reported_kept(
     assert calls.count(calls[0]) == (1 if landed else 2)
 
 
+@pytest.mark.parametrize("landed", [True, False], ids=["write-landed", "write-lost"])
+def test_a_turn_whose_write_fails_as_it_is_kept_is_reported_failed_and_its_retry_recorded_once(
+    state_url: str, model: ServerProcess, monkeypatch: pytest.MonkeyPatch, landed: bool
+) -> None:
+    """The store goes away as the turn writes the items it held, whether or not the write landed:
+    the turn is answered 503, its lease keeps its mark until it runs out, and the client's retry
+    (which waits for it) takes whatever landed back before it runs: the conversation records the
+    turn once."""
+    m = mark()
+    real_append = memory.append_items
+    written: list[list[str]] = []
+
+    async def append_without_answer(leases: LeaseLocks, key: str, data: list[str]) -> list[int]:
+        written.append([json.loads(raw).get("role") for raw in data])
+        if len(written) == 1:
+            if landed:
+                await real_append(leases, key, data)
+            raise StateError("the state store is unavailable; retry later")
+        return await real_append(leases, key, data)
+
+    async def check() -> None:
+        async with backend(state_url, model, AGENTSHIP_STATE_LEASE_S="4") as agent:
+            await ask(agent, m, f"hello {m}")
+            before = await session(state_url, m)
+            monkeypatch.setattr(memory, "append_items", append_without_answer)
+            with pytest.raises(StateError, match="state store is unavailable"):
+                await ask(agent, m, f"again {m}")
+            marked = (await session(state_url, m))[len(before) :]
+            assert [item.get("role") for item in marked] == (["user", "assistant"] if landed else [])
+            retried = await ask(agent, m, f"again {m}")  # the client's retry, on the same replica
+            assert answer_text(retried) == f"You said: again {m}"
+            after = await session(state_url, m)
+            assert after[: len(before)] == before and len(after) == len(before) + 2
+            assert after[len(before)] == {"role": "user", "content": f"again {m}"}
+            assert after[-1]["content"][0]["text"] == f"You said: again {m}"
+            assert await lease_rows(state_url) == []
+
+    asyncio.run(check())
+    assert written == [["user", "assistant"], ["user", "assistant"]]
+    assert model_users(model, f"again {m}")[-1] == [f"hello {m}", f"again {m}"]
+
+
 def test_a_turns_items_are_written_in_one_statement_as_it_is_kept(
     state_url: str, model: ServerProcess
 ) -> None:
