@@ -11,8 +11,9 @@ ways: continued with ``previous_response_id``, in a Conversations API conversati
 each it prints the statements the server sent per turn, grouped by kind and table (``BEGIN``
 and ``COMMIT`` counted as the round trips they are), and the replica's and PostgreSQL's CPU
 per turn (from /proc; PostgreSQL's includes logging every statement, unless ``--quiet-log``
-turns the statements' log, and their count, off). ``--yappi N`` prints the N functions with the most CPU per turn (inclusive, every
-thread; yappi's own cost inflates every figure about six times: compare them with each other).
+turns the statements' log, and their count, off). ``--yappi N`` prints the N functions with
+the most CPU per turn (inclusive, every thread; yappi's own cost inflates every figure about
+six times: compare them with each other).
 """
 
 from __future__ import annotations
@@ -252,7 +253,10 @@ def main() -> int:
                     lines = pg.log_text()[since:].splitlines()
                     print("\n".join(line for line in lines if line.startswith(database))[: args.dump])
                 total = sum(found.values())
-                print(f"\n{style}: {total / count:.1f} statements per turn ({count} turns), "
+                counted = (
+                    "statements not logged" if args.quiet_log else f"{total / count:.1f} statements per turn"
+                )
+                print(f"\n{style}: {counted} ({count} turns), "
                       f"the replica's CPU {cpu / count * 1000:.1f} ms per turn, PostgreSQL's "
                       f"{database_cpu / count * 1000:.1f} ms{'' if args.quiet_log else ' (logging every statement)'}; "
                       f"the responses keep "

@@ -408,8 +408,8 @@ def test_a_turns_items_are_written_in_one_statement_as_it_is_kept(
 ) -> None:
     """The SDK adds a tool turn's items in three steps (its input, the tool call with its output,
     the answer). The session holds them while the turn runs, and writes them in one statement as
-    it is kept. Before: a fenced write at each step, and half a turn in the conversation while it
-    ran."""
+    it is kept. Before: a fenced write at each step, and half a turn in the session's table while
+    it ran."""
     m = mark()
     question = f"What is the weather in Paris? {m}"
     writes: list[str] = []
@@ -435,21 +435,36 @@ def test_a_turns_items_are_written_in_one_statement_as_it_is_kept(
             assert after[: len(before)] == before
             asked, call, output, answer = after[len(before) :]
             assert asked == {"role": "user", "content": question}
-            assert (call["type"], call["name"], json.loads(call["arguments"])) == (
-                "function_call",
-                "get_weather",
-                {"city": "Paris"},
-            )
+            calls = call["provider_data"]["response_id"], answer["provider_data"]["response_id"]
+            assert isinstance(calls[0], str) and isinstance(calls[1], str) and calls[0] != calls[1]
+            assert call == {
+                "type": "function_call",
+                "id": "__fake_id__",
+                "call_id": call["call_id"],
+                "name": "get_weather",
+                "arguments": '{"city": "Paris"}',
+                "provider_data": {"model": "scripted-model", "response_id": calls[0]},
+            }
             assert output == {
                 "type": "function_call_output",
                 "call_id": call["call_id"],
                 "output": "The weather in Paris is 18°C and sunny.",
             }
-            assert (answer["type"], answer["role"], answer["content"][0]["text"]) == (
-                "message",
-                "assistant",
-                "The get_weather tool returned: The weather in Paris is 18°C and sunny.",
-            )
+            assert answer == {
+                "type": "message",
+                "id": "__fake_id__",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": "The get_weather tool returned: The weather in Paris is 18°C and sunny.",
+                        "annotations": [],
+                        "logprobs": [],
+                    }
+                ],
+                "provider_data": {"model": "scripted-model", "response_id": calls[1]},
+            }
             assert len(writes) == 1, writes
 
     asyncio.run(check())
