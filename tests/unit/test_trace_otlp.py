@@ -44,7 +44,7 @@ VALUES: list[Any] = [
 """What a span attribute can hold once MLflow has read it back from its JSON."""
 
 
-@pytest.mark.parametrize("value", VALUES + [b"\x00bytes", ("a", 1), {1: "int key"}, KeyError("not JSON")])
+@pytest.mark.parametrize("value", [*VALUES, b"\x00bytes", ("a", 1), {1: "int key"}, KeyError("not JSON")])
 def test_a_value_is_set_as_mlflow_sets_it(value: Any) -> None:
     ours, theirs = AnyValue(), AnyValue()
     fill_any_value(ours, value)
