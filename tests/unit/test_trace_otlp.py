@@ -1,5 +1,6 @@
-"""Spans as OTLP protobuf: agentship's in-place conversion makes the very bytes MLflow's
-``Span.to_otel_proto`` and ``RestStore.log_spans`` make, for every kind of attribute value."""
+"""What the trace export sends a tracking server: spans as OTLP protobuf, the very bytes MLflow's
+``Span.to_otel_proto`` and ``RestStore.log_spans`` make, for every kind of attribute value; and
+the ``start_trace`` body, the JSON ``RestStore.start_trace`` sends."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import math
 from typing import Any
 
 import pytest
-from mlflow.entities import Span
+from mlflow.entities import Span, Trace, TraceData, TraceInfo, TraceLocation, TraceState
+from mlflow.protos.service_pb2 import StartTraceV3
 from mlflow.tracing.utils.otlp import _set_otel_proto_anyvalue, resource_to_otel_proto
+from mlflow.utils.proto_json_utils import message_to_json
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -17,6 +20,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as OTelProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from agentship.trace_export.otlp import export_request, fill_any_value, span_to_otel_proto
+from agentship.trace_export.sinks import RestSink
 
 TRACE_ID = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 
@@ -119,3 +123,25 @@ def test_a_batch_is_the_request_mlflows_rest_store_sends() -> None:
     assert ours.SerializeToString() == theirs.SerializeToString()
     assert ours.resource_spans[0].resource.attributes[0].value.string_value == "agent"
     assert len(ours.resource_spans[0].scope_spans[0].spans) == 3
+
+
+def test_the_start_trace_body_is_the_json_mlflows_rest_store_sends() -> None:
+    info = TraceInfo(
+        trace_id="tr-0af7651916cd43dd8448eb211c80319c",
+        trace_location=TraceLocation.from_experiment_id("7"),
+        request_time=1_700_000_000_123,
+        execution_duration=250,
+        state=TraceState.ERROR,
+        request_preview='{"input": "héllo"}',
+        response_preview="",
+        client_request_id="resp-1",
+        trace_metadata={"mlflow.trace.user": "ada", "mlflow.trace.sizeStats": '{"total_size_bytes": 10}'},
+        tags={"route": "/responses", "mlflow.traceName": "predict"},
+    )
+    theirs = json.loads(
+        message_to_json(StartTraceV3(trace=Trace(info=info, data=TraceData(spans=[])).to_proto()))
+    )
+    ours = RestSink._start_body(Trace(info=info, data=TraceData(spans=_spans())))
+    assert json.loads(ours) == theirs
+    assert theirs["trace"]["trace_info"]["trace_metadata"]["mlflow.trace.user"] == "ada"
+    assert "spans" not in theirs["trace"]
