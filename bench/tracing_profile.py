@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from agentship.testing.processes import start_scripted_llm  # noqa: E402
 from bench import _workloads as w  # noqa: E402
-from bench._servers import Stores, configure_backend, log_model, start  # noqa: E402
+from bench._servers import Contender, Stores, configure_backend, log_model, start  # noqa: E402
 from bench.run import start_remote  # noqa: E402
 
 _THREAD = re.compile(r"^thread \((\d+)\): (.*)$")
@@ -89,7 +90,7 @@ Profile = dict[str, tuple[float, dict[str, float]]]
 
 
 async def profile_one(
-    contender: Any, stores: Stores, clients: int, seconds: float, work: Path
+    contender: Contender, stores: Stores, clients: int, seconds: float, work: Path
 ) -> tuple[dict[str, Any], Profile]:
     pid = contender.server.process.pid
     stacks = work / f"{contender.variant}.txt"
@@ -106,7 +107,10 @@ async def profile_one(
     if timed:
         size = times.stat().st_size
         contender.server.process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + 10
         while times.stat().st_size == size:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server wrote no export times to {times}: see its log")
             await asyncio.sleep(0.05)
         summary["export"] = json.loads(times.read_text().splitlines()[-1])
     names, frames, totals = by_thread(stacks)
